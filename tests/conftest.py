@@ -1,0 +1,22 @@
+"""Shared test settings: where the prepared real data lives, and small-CPU TensorFlow defaults."""
+import os
+import pathlib
+
+import pytest
+
+import keras_sdd  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+#: Real MNIST / Fashion-MNIST (tfds 4.9.10) and the CIFAR-N label files; override with KERAS_SDD_TEST_DATA.
+SHARED_DATA = pathlib.Path(os.environ.get("KERAS_SDD_TEST_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """The folder holding ``tensorflow_datasets/`` and ``cifar-n/``; tests needing it skip when it is absent
+    locally, but fail in CI (CI=true), where it must be present."""
+    if not SHARED_DATA.is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"prepared data not found at {SHARED_DATA}; set KERAS_SDD_TEST_DATA")
+        pytest.skip(f"prepared data not found at {SHARED_DATA}; set KERAS_SDD_TEST_DATA")
+    return SHARED_DATA
