@@ -1,0 +1,171 @@
+"""Runs a sparse double descent study: ``python -m apps.sdd --flagfile=configs/quickstart.flags``.
+
+Round 0 trains the dense model; every later round prunes (global magnitude IMP by default: 20 % of the
+remaining weights) and retrains; each round is recorded in ``<logdir>/rounds.csv``, ``summary.json`` and
+TensorBoard (``tensorboard --logdir <logdir>/tensorboard``). ``--resume`` continues an interrupted study.
+A flagfile is the record of an experiment: the flags used are copied to ``<logdir>/flags.txt``.
+"""
+from __future__ import annotations
+
+import logging as std_logging
+import sys
+
+from absl import app, flags, logging
+
+import keras_sdd  # noqa: F401  (pins Keras 2 for tfmot before TensorFlow loads)
+from keras_sdd import config as config_lib
+from keras_sdd.config import StudyConfig
+from keras_sdd.errors import ConfigError
+
+FLAGS = flags.FLAGS
+_D = StudyConfig()
+
+# --- the study ------------------------------------------------------------------------------------------
+flags.DEFINE_enum("study", _D.study, config_lib.STUDIES, "Kind of study.")
+flags.DEFINE_string("logdir", _D.logdir, "Study directory: rounds.csv, summary.json, TensorBoard, checkpoints.")
+flags.DEFINE_bool("resume", _D.resume, "Continue the study in --logdir from its last checkpoint.")
+flags.DEFINE_integer("seed", _D.seed, "One seed for label noise, initialisation, shuffling and masks.", lower_bound=0)
+# --- data -------------------------------------------------------------------------------------------------
+flags.DEFINE_string("dataset", _D.dataset, "Dataset name (keras_sdd.data.DATASETS).")
+flags.DEFINE_string("data_dir", _D.data_dir, "tensorflow-datasets data_dir (default: tfds's own / TFDS_DATA_DIR).")
+flags.DEFINE_bool("download", _D.download, "Let tensorflow-datasets download the data (needs internet).")
+flags.DEFINE_string("data_path", _D.data_path, "npz file, image folder, or folder of CIFAR-N label files.")
+flags.DEFINE_list("classes", list(_D.classes), "Keep only these classes (names or ids), relabelled 0..K-1.")
+flags.DEFINE_integer("train_subset", _D.train_subset, "Use a seeded subset of N training examples (0: all).",
+                     lower_bound=0)
+flags.DEFINE_float("val_fraction", _D.val_fraction, "Share of the training set held out for validation.",
+                   lower_bound=0.0, upper_bound=0.99)
+flags.DEFINE_enum("noise_type", _D.noise_type, config_lib.NOISE_TYPES, "Label noise on the training split.")
+flags.DEFINE_float("noise_rate", _D.noise_rate, "ε: share of training labels made wrong, in [0, 1).",
+                   lower_bound=0.0)
+flags.DEFINE_string("human_label", _D.human_label, "CIFAR-N human label: aggre|worse|random1..3 (cifar10_n), "
+                    "noisy (cifar100_n).")
+flags.DEFINE_enum("augment", _D.augment, config_lib.AUGMENTS, "Training augmentation.")
+flags.DEFINE_enum("gmm_task", _D.gmm_task, config_lib.GMM_TASKS, "Gaussian mixture task.")
+flags.DEFINE_integer("gmm_dim", _D.gmm_dim, "Gaussian mixture dimension D.", lower_bound=2)
+flags.DEFINE_float("gmm_bayes_accuracy", _D.gmm_bayes_accuracy, "Bayes accuracy the mixture's separation gives.")
+flags.DEFINE_integer("gmm_train_size", _D.gmm_train_size, "Gaussian mixture training examples.", lower_bound=2)
+flags.DEFINE_integer("gmm_test_size", _D.gmm_test_size, "Gaussian mixture test examples.", lower_bound=1)
+# --- model ------------------------------------------------------------------------------------------------
+flags.DEFINE_string("model", _D.model, "Model name (keras_sdd.models.MODELS).")
+flags.DEFINE_float("width", _D.width, "Width setting: FCN units, VGG γ (2^γ channels), ResNet multiplier, ViT dim.")
+flags.DEFINE_integer("depth", _D.depth, "Depth setting: FCN hidden layers, VGG blocks δ, ViT blocks.")
+flags.DEFINE_list("hidden", [str(h) for h in _D.hidden], "FCN hidden widths, e.g. 300,100.")
+flags.DEFINE_integer("vit_patch_size", _D.vit_patch_size, "ViT patch size.", lower_bound=1)
+flags.DEFINE_integer("vit_heads", _D.vit_heads, "ViT attention heads.", lower_bound=1)
+flags.DEFINE_integer("vit_mlp_dim", _D.vit_mlp_dim, "ViT MLP width.", lower_bound=1)
+flags.DEFINE_float("dropout", _D.dropout, "ViT dropout.", lower_bound=0.0, upper_bound=0.99)
+# --- pruning ----------------------------------------------------------------------------------------------
+flags.DEFINE_string("prune_method", _D.prune_method, "global_magnitude | layerwise_magnitude | random | "
+                    "tfmot_constant | tfmot_polynomial.")
+flags.DEFINE_float("prune_fraction", _D.prune_fraction, "ζ_iter: share of the remaining weights pruned per round.")
+flags.DEFINE_float("final_sparsity", _D.final_sparsity, "ζ_end: prune until the global sparsity reaches this.")
+flags.DEFINE_integer("max_rounds", _D.max_rounds, "Stop after this many pruning rounds (0: until ζ_end).",
+                     lower_bound=0)
+flags.DEFINE_bool("keep_output_dense", _D.keep_output_dense, "Never prune the output layer.")
+flags.DEFINE_bool("prune_only_dense", _D.prune_only_dense, "Prune Dense layers only (as the ViT studies do).")
+flags.DEFINE_integer("prune_frequency", _D.prune_frequency, "tfmot gradual methods: steps between mask updates.",
+                     lower_bound=1)
+# --- retraining -------------------------------------------------------------------------------------------
+flags.DEFINE_enum("retrain", _D.retrain, config_lib.RETRAIN_MODES, "How each pruned network is retrained.")
+flags.DEFINE_integer("rewind_step", _D.rewind_step, "weight_rewind: step k of the dense run to rewind to.",
+                     lower_bound=0)
+flags.DEFINE_float("finetune_lr", _D.finetune_lr, "finetune: constant learning rate.")
+flags.DEFINE_integer("finetune_epochs", _D.finetune_epochs, "finetune: epochs per round (0: --epochs).",
+                     lower_bound=0)
+# --- training policy ----------------------------------------------------------------------------------------
+flags.DEFINE_enum("optimizer", _D.optimizer, config_lib.OPTIMIZERS, "Optimizer.")
+flags.DEFINE_float("learning_rate", _D.learning_rate, "Initial learning rate.")
+flags.DEFINE_float("momentum", _D.momentum, "SGD momentum.", lower_bound=0.0)
+flags.DEFINE_float("weight_decay", _D.weight_decay, "AdamW decoupled weight decay.", lower_bound=0.0)
+flags.DEFINE_float("l2", _D.l2, "λ of the ℓ2 penalty λ/2·Σ‖kernel‖².", lower_bound=0.0)
+flags.DEFINE_enum("lr_schedule", _D.lr_schedule, config_lib.LR_SCHEDULES, "Learning-rate schedule of a round.")
+flags.DEFINE_list("milestones", [str(m) for m in _D.milestones], "multistep: epochs where the LR is multiplied "
+                  "by --lr_gamma.")
+flags.DEFINE_float("lr_gamma", _D.lr_gamma, "multistep: LR factor at each milestone.")
+flags.DEFINE_integer("epochs", _D.epochs, "Epochs per round.", lower_bound=1)
+flags.DEFINE_integer("batch_size", _D.batch_size, "Batch size.", lower_bound=1)
+# --- running ----------------------------------------------------------------------------------------------
+flags.DEFINE_integer("steps_per_execution", _D.steps_per_execution, "Training steps per compiled call.",
+                     lower_bound=1)
+flags.DEFINE_float("checkpoint_every_secs", _D.checkpoint_every_secs, "Save the latest epoch at most this often.",
+                   lower_bound=0.0)
+flags.DEFINE_integer("eval_every_epochs", _D.eval_every_epochs, "Validate every N epochs (0: at round end only).",
+                     lower_bound=0)
+flags.DEFINE_bool("deterministic", _D.deterministic, "TensorFlow op determinism.")
+
+
+def _int_list(name: str, values):
+    try:
+        return tuple(int(v) for v in values)
+    except ValueError:
+        raise ConfigError(f"--{name}={','.join(values)} must be a comma-separated list of integers") from None
+
+
+# Each flag's own range is a validator here, so a bad value is refused while flags are parsed.
+flags.register_validator("noise_rate", lambda v: 0.0 <= v < 1.0, "--noise_rate must lie in [0, 1)")
+flags.register_validator("prune_fraction", lambda v: 0.0 < v < 1.0, "--prune_fraction must lie in (0, 1)")
+flags.register_validator("final_sparsity", lambda v: 0.0 < v < 1.0, "--final_sparsity must lie in (0, 1)")
+flags.register_validator("learning_rate", lambda v: v > 0, "--learning_rate must be positive")
+flags.register_validator("finetune_lr", lambda v: v > 0, "--finetune_lr must be positive")
+flags.register_validator("momentum", lambda v: v < 1.0, "--momentum must lie in [0, 1)")
+flags.register_validator("lr_gamma", lambda v: 0.0 < v <= 1.0, "--lr_gamma must lie in (0, 1]")
+flags.register_validator("gmm_bayes_accuracy", lambda v: 0.5 < v < 1.0, "--gmm_bayes_accuracy must lie in (0.5, 1)")
+flags.register_validator("width", lambda v: v is None or v > 0, "--width must be positive")
+flags.register_validator("depth", lambda v: v is None or v > 0, "--depth must be positive")
+flags.register_validator("logdir", bool, "--logdir must name the study directory")
+for _name in ("hidden", "milestones"):
+    flags.register_validator(_name, lambda v: all(s.strip().lstrip("-").isdigit() and int(s) > 0 for s in v),
+                             f"--{_name} must be a comma-separated list of positive integers")
+
+
+def config_from_flags(f=FLAGS) -> StudyConfig:
+    """The one translation of flags into a StudyConfig."""
+    return StudyConfig(
+        study=f.study, logdir=f.logdir, resume=f.resume, seed=f.seed,
+        dataset=f.dataset, data_dir=f.data_dir, download=f.download, data_path=f.data_path,
+        classes=tuple(f.classes), train_subset=f.train_subset, val_fraction=f.val_fraction,
+        noise_type=f.noise_type, noise_rate=f.noise_rate, human_label=f.human_label, augment=f.augment,
+        gmm_task=f.gmm_task, gmm_dim=f.gmm_dim, gmm_bayes_accuracy=f.gmm_bayes_accuracy,
+        gmm_train_size=f.gmm_train_size, gmm_test_size=f.gmm_test_size,
+        model=f.model, width=f.width, depth=f.depth, hidden=_int_list("hidden", f.hidden),
+        vit_patch_size=f.vit_patch_size, vit_heads=f.vit_heads, vit_mlp_dim=f.vit_mlp_dim, dropout=f.dropout,
+        prune_method=f.prune_method, prune_fraction=f.prune_fraction, final_sparsity=f.final_sparsity,
+        max_rounds=f.max_rounds, keep_output_dense=f.keep_output_dense, prune_only_dense=f.prune_only_dense,
+        prune_frequency=f.prune_frequency, retrain=f.retrain, rewind_step=f.rewind_step,
+        finetune_lr=f.finetune_lr, finetune_epochs=f.finetune_epochs, optimizer=f.optimizer,
+        learning_rate=f.learning_rate, momentum=f.momentum, weight_decay=f.weight_decay, l2=f.l2,
+        lr_schedule=f.lr_schedule, milestones=_int_list("milestones", f.milestones), lr_gamma=f.lr_gamma,
+        epochs=f.epochs, batch_size=f.batch_size, steps_per_execution=f.steps_per_execution,
+        checkpoint_every_secs=f.checkpoint_every_secs, eval_every_epochs=f.eval_every_epochs,
+        deterministic=f.deterministic)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    logging.set_verbosity(logging.INFO)
+    std_logging.getLogger("tensorflow").setLevel(std_logging.WARNING)  # TF's own INFO lines are noise here
+    try:
+        config = config_lib.validate(config_from_flags())
+        from keras_sdd.study import runner
+
+        study = runner.SDDStudy(config)
+        study_dir = study.prepare()
+        record = study_dir / ("flags.txt" if not (study_dir / "flags.txt").exists() else "flags.resumed.txt")
+        record.write_text(FLAGS.flags_into_string())
+        summary = study.run()
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    print(f"study written to {config.logdir} ({summary['rounds_done']} rounds); "
+          f"TensorBoard: tensorboard --logdir {config.logdir}/tensorboard")
+
+
+def run():
+    """Console entry point (``keras-sdd``)."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

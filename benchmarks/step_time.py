@@ -1,0 +1,112 @@
+"""Training-step cost of pruning, measured in one run: ``python -m benchmarks.step_time [--quickstart]``.
+
+For each model (LeNet-300-100, a small VGG-like) and one batch size it times, in the same process:
+- ``dense``: the plain tf_keras model;
+- ``keras_sdd``: the same model on tfmot PruneLowMagnitude wrappers with our fixed masks (50 % sparse), as a
+  study trains it inside a round (no callback, no per-step Python);
+- ``tfmot stock``: tfmot's own ``prune_low_magnitude`` with ``ConstantSparsity`` + ``UpdatePruningStep``.
+It prints each variant's first-step (tracing) time, its median step time over interleaved repeats, and the
+ratio to dense (target for keras_sdd: <= 1.05). With ``--quickstart`` it also times the README's main job.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import keras_sdd  # noqa: F401  (Keras 2 for tfmot)
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_model_optimization as tfmot
+import tf_keras
+
+from keras_sdd import models
+from keras_sdd.pruning import tfmot_bridge
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _dataset(shape, classes, batch):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(batch * 8, *shape)).astype("float32")
+    y = rng.integers(0, classes, batch * 8)
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch, drop_remainder=True).cache().repeat()
+
+
+def _compile(model, spe):
+    model.compile(tf_keras.optimizers.SGD(0.01, momentum=0.9),
+                  tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"], steps_per_execution=spe)
+    return model
+
+
+def variants(name, shape, classes, spe, **kw):
+    """name -> (compiled model, callbacks) for the three variants of one model."""
+    dense = _compile(models.build(name, shape, classes, seed=0, **kw), spe)
+    ours = tfmot_bridge.wrap(models.build(name, shape, classes, seed=0, **kw))
+    tfmot_bridge.prune(ours, 0.5)
+    _compile(ours, spe)
+    stock = tfmot.sparsity.keras.prune_low_magnitude(
+        models.build(name, shape, classes, seed=0, **kw),
+        pruning_schedule=tfmot.sparsity.keras.ConstantSparsity(0.5, begin_step=0, frequency=100))
+    _compile(stock, spe)
+    return {"dense": (dense, []), "keras_sdd": (ours, []),
+            "tfmot stock": (stock, [tfmot.sparsity.keras.UpdatePruningStep()])}
+
+
+def _fit(model, cbs, ds, steps):
+    t = time.perf_counter()
+    model.fit(ds, steps_per_epoch=steps, epochs=1, callbacks=cbs, verbose=0)
+    return time.perf_counter() - t
+
+
+def measure(name, shape, classes, batch, steps, repeats, spe, **kw):
+    ds = _dataset(shape, classes, batch)
+    vs = variants(name, shape, classes, spe, **kw)
+    first = {k: _fit(m, cbs, ds, spe) for k, (m, cbs) in vs.items()}  # one execution: trace + first steps
+    times = {k: [] for k in vs}
+    for _ in range(repeats):  # interleaved, so drifts of the machine hit every variant alike
+        for k, (m, cbs) in vs.items():
+            times[k].append(_fit(m, cbs, ds, steps) / steps)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return first, med
+
+
+def quickstart_seconds() -> float:
+    with tempfile.TemporaryDirectory() as d:
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "apps.sdd", "--flagfile=configs/quickstart.flags",
+                        f"--logdir={d}/qs"], cwd=REPO, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        return time.perf_counter() - t
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--steps_per_execution", type=int, default=1)
+    p.add_argument("--quickstart", action="store_true", help="also time the quickstart study (a few minutes)")
+    a = p.parse_args()
+    cases = [("lenet300_100", (28, 28, 1), 10, a.steps, {}),
+             ("vgg_like", (32, 32, 3), 10, max(10, a.steps // 10), dict(depth=3, width=4))]
+    print(f"batch {a.batch}, steps_per_execution {a.steps_per_execution}, {a.repeats} interleaved repeats, "
+          f"{os.cpu_count()} CPU cores, TF {tf.__version__}")
+    print(f"{'model':<14}{'variant':<13}{'first step s':>13}{'step ms':>10}{'vs dense':>10}")
+    for name, shape, classes, steps, kw in cases:
+        first, med = measure(name, shape, classes, a.batch, steps, a.repeats, a.steps_per_execution, **kw)
+        for k in med:
+            print(f"{name:<14}{k:<13}{first[k]:>13.2f}{1000 * med[k]:>10.3f}{med[k] / med['dense']:>10.3f}")
+    if a.quickstart:
+        print(f"quickstart study (configs/quickstart.flags): {quickstart_seconds():.1f} s wall "
+              f"(target <= 120 s on 2 cores)")
+
+
+if __name__ == "__main__":
+    main()

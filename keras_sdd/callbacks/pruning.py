@@ -1,0 +1,98 @@
+"""IterativeMagnitudePruning: IMP inside one ``model.fit`` on a user's ``prune_low_magnitude``-wrapped model.
+
+At the start of each listed epoch it removes ``prune_fraction`` of the remaining weights by global
+magnitude. The wrappers' own tfmot schedules are replaced by ``FixedMaskSchedule``: otherwise tfmot would
+recompute masks on its own (e.g. ``ConstantSparsity(0.0, 0)`` resets them to all ones at step 100, reviving
+every pruned weight). The replacement is permanent (the originals are kept in ``original_schedules``), so
+later training keeps the masks.
+"""
+from __future__ import annotations
+
+import keras_sdd  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+
+from typing import Dict, Iterable, Optional
+
+import tensorflow as tf
+import tf_keras
+
+from keras_sdd.errors import ConfigError
+from keras_sdd.pruning.schedules import FixedMaskSchedule
+from keras_sdd.pruning.tfmot_bridge import (PruneScope, apply_masks, prune, set_pruning_step, set_schedule,
+                                            sparsity_report, wrappers)
+
+
+def restart_optimizer(optimizer) -> None:
+    """Zero ``optimizer.iterations`` (so iteration-keyed learning-rate schedules restart) and its slot
+    variables (momenta, second moments); hyper-parameters such as the learning rate are left alone."""
+    if isinstance(optimizer, tf_keras.optimizers.legacy.Optimizer):
+        # OptimizerV2 keeps hyper-parameters among its variables: take only the slots.
+        slots = [slot for per_var in optimizer._slots.values() for slot in per_var.values()]  # pylint: disable=protected-access
+    else:
+        keep = {id(optimizer.iterations), id(getattr(optimizer, "_learning_rate", None))}
+        slots = [v for v in optimizer.variables if id(v) not in keep]
+    optimizer.iterations.assign(0)
+    for slot in slots:
+        slot.assign(tf.zeros_like(slot))
+
+
+class IterativeMagnitudePruning(tf_keras.callbacks.Callback):
+    """Global magnitude pruning of ``prune_fraction`` of the remaining weights at the start of each epoch in
+    ``prune_epochs`` (0-based, as Keras counts; None: every epoch but the first).
+
+    Works on any model holding tfmot ``PruneLowMagnitude`` wrappers, with or without tfmot's
+    ``UpdatePruningStep``. ``scope`` limits which wrapped layers are pruned. With ``restart_learning_rate``
+    the optimizer's iteration count and slots are zeroed after each pruning. ``history`` maps each epoch to
+    the global sparsity it trained under.
+    """
+
+    def __init__(self, prune_fraction: float = 0.2, prune_epochs: Optional[Iterable[int]] = None,
+                 scope: PruneScope = PruneScope(), restart_learning_rate: bool = False, verbose: int = 1):
+        super().__init__()
+        if not 0.0 < prune_fraction < 1.0:
+            raise ConfigError(f"prune_fraction must be in (0, 1), got {prune_fraction!r}")
+        self.prune_fraction = float(prune_fraction)
+        self.prune_epochs = None if prune_epochs is None else frozenset(int(e) for e in prune_epochs)
+        if self.prune_epochs is not None and any(e < 0 for e in self.prune_epochs):
+            raise ConfigError(f"prune_epochs must be >= 0, got {sorted(self.prune_epochs)}")
+        self.scope = scope
+        self.restart_learning_rate = restart_learning_rate
+        self.verbose = verbose
+        self.history: Dict[int, float] = {}
+        self.original_schedules: Dict[str, object] = {}
+        self._nominal: Optional[float] = None
+
+    def on_train_begin(self, logs=None):
+        all_wrappers = wrappers(self.model)
+        if not wrappers(self.model, self.scope):
+            raise ConfigError("IterativeMagnitudePruning needs a model with tfmot prune_low_magnitude wrappers "
+                              f"on layers in scope {self.scope}")
+        if any(not isinstance(w.pruning_schedule, FixedMaskSchedule) for w in all_wrappers):
+            for w in all_wrappers:
+                self.original_schedules.setdefault(w.name, w.pruning_schedule)
+            set_schedule(self.model, FixedMaskSchedule())  # also rebuilds a traced train function
+        set_pruning_step(self.model, 0, only_if_unset=True)
+
+    def _prunes_at(self, epoch: int) -> bool:
+        return epoch >= 1 if self.prune_epochs is None else epoch in self.prune_epochs
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._prunes_at(epoch):
+            before = sparsity_report(self.model, self.scope)
+            current = before.global_sparsity
+            # Targets follow 1 - (1 - s0)(1 - f)^k from the nominal (unrounded) sparsity, so rounding to whole
+            # weights does not accumulate over rounds; resync if the masks were changed from outside.
+            if self._nominal is None or abs(self._nominal - current) * before.prunable > 1.0:
+                self._nominal = current
+            target = self._nominal + self.prune_fraction * (1.0 - self._nominal)
+            self._nominal = target
+            report = prune(self.model, target, "global_magnitude", scope=self.scope)
+            if self.restart_learning_rate and self.model.optimizer is not None:
+                restart_optimizer(self.model.optimizer)
+            if self.verbose:
+                print(f"\nEpoch {epoch + 1}: IterativeMagnitudePruning: global sparsity "
+                      f"{current:.4f} -> {report.global_sparsity:.4f}"
+                      + (f" (collapsed: {', '.join(report.collapsed)})" if report.collapsed else ""))
+        self.history[epoch] = sparsity_report(self.model, self.scope).global_sparsity
+
+    def on_epoch_end(self, epoch, logs=None):
+        apply_masks(self.model)  # the last optimizer step of the epoch moved masked weights off zero
