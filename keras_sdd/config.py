@@ -84,6 +84,7 @@ class StudyConfig:
     checkpoint_every_secs: float = 30.0
     eval_every_epochs: int = 0              # 0 = evaluate at the end of each round only
     deterministic: bool = False             # tf op determinism (slower on GPU)
+    threads: int = 0                        # TF intra/inter-op threads (0: TF's default); 1 suits tiny models
 
     # ------------------------------------------------------------------------------------------------
     def to_dict(self) -> Dict[str, Any]:
@@ -194,6 +195,7 @@ def validate(config: StudyConfig) -> StudyConfig:
     _range("steps_per_execution", c.steps_per_execution, 1)
     _range("checkpoint_every_secs", c.checkpoint_every_secs, 0.0)
     _range("eval_every_epochs", c.eval_every_epochs, 0)
+    _range("threads", c.threads, 0)
     _range("dropout", c.dropout, 0.0, 1.0, hi_open=True)
     _range("gmm_dim", c.gmm_dim, 2)
     _range("gmm_bayes_accuracy", c.gmm_bayes_accuracy, 0.5, 1.0, lo_open=True, hi_open=True)

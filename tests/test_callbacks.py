@@ -12,7 +12,7 @@ import tf_keras
 import tensorflow_model_optimization as tfmot
 
 from keras_sdd.callbacks import IterativeMagnitudePruning, SparsityLogger
-from keras_sdd.callbacks.pruning import restart_optimizer
+from keras_sdd.training.policy import reset_optimizer
 from keras_sdd.errors import ConfigError
 from keras_sdd.pruning import tfmot_bridge as B
 
@@ -92,7 +92,7 @@ def test_callback_without_update_pruning_step_and_with_scope(tmp_path):
 
 
 @pytest.mark.parametrize("legacy", [False, True])
-def test_restart_optimizer_zeroes_slots_and_iterations_only(legacy):
+def test_reset_optimizer_zeroes_slots_and_iterations_only(legacy):
     model = small_model()
     optimizers = tf_keras.optimizers.legacy if legacy else tf_keras.optimizers
     model.compile(optimizers.Adam(0.01), tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True))
@@ -100,7 +100,7 @@ def test_restart_optimizer_zeroes_slots_and_iterations_only(legacy):
     model.fit(x, y, batch_size=8, epochs=1, verbose=0)
     opt = model.optimizer
     assert int(opt.iterations.numpy()) == 2
-    restart_optimizer(opt)
+    reset_optimizer(opt)
     assert int(opt.iterations.numpy()) == 0
     variables = opt.variables() if callable(opt.variables) else opt.variables
     # slot names: 'Adam/m/dense/kernel:0' (optimizer) or 'Adam/dense/kernel/m:0' (legacy)

@@ -16,23 +16,10 @@ import tensorflow as tf
 import tf_keras
 
 from keras_sdd.errors import ConfigError
+from keras_sdd.training.policy import reset_optimizer
 from keras_sdd.pruning.schedules import FixedMaskSchedule
 from keras_sdd.pruning.tfmot_bridge import (PruneScope, apply_masks, prune, set_pruning_step, set_schedule,
                                             sparsity_report, wrappers)
-
-
-def restart_optimizer(optimizer) -> None:
-    """Zero ``optimizer.iterations`` (so iteration-keyed learning-rate schedules restart) and its slot
-    variables (momenta, second moments); hyper-parameters such as the learning rate are left alone."""
-    if isinstance(optimizer, tf_keras.optimizers.legacy.Optimizer):
-        # OptimizerV2 keeps hyper-parameters among its variables: take only the slots.
-        slots = [slot for per_var in optimizer._slots.values() for slot in per_var.values()]  # pylint: disable=protected-access
-    else:
-        keep = {id(optimizer.iterations), id(getattr(optimizer, "_learning_rate", None))}
-        slots = [v for v in optimizer.variables if id(v) not in keep]
-    optimizer.iterations.assign(0)
-    for slot in slots:
-        slot.assign(tf.zeros_like(slot))
 
 
 class IterativeMagnitudePruning(tf_keras.callbacks.Callback):
@@ -87,7 +74,7 @@ class IterativeMagnitudePruning(tf_keras.callbacks.Callback):
             self._nominal = target
             report = prune(self.model, target, "global_magnitude", scope=self.scope)
             if self.restart_learning_rate and self.model.optimizer is not None:
-                restart_optimizer(self.model.optimizer)
+                reset_optimizer(self.model.optimizer)
             if self.verbose:
                 print(f"\nEpoch {epoch + 1}: IterativeMagnitudePruning: global sparsity "
                       f"{current:.4f} -> {report.global_sparsity:.4f}"

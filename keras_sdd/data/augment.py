@@ -12,6 +12,8 @@ from typing import Optional
 
 import tensorflow as tf
 
+from keras_sdd.errors import ConfigError
+
 AUGMENTATIONS = ("none", "standard", "randaugment")
 PAD = 4
 ALG = "philox"  # fixed algorithm: the same numbers on every device
@@ -47,14 +49,15 @@ def example_keys(key: tf.Tensor, n: int) -> tf.Tensor:
 
 
 def crop_flip(images: tf.Tensor, offsets: tf.Tensor, flips: tf.Tensor) -> tf.Tensor:
-    """Pad-4 random crop and horizontal flip of a batch (B, H, W, C), vectorised with gathers."""
+    """Pad-4 random crop and horizontal flip of a batch (B, H, W, C), vectorised as two gathers (the flip
+    is folded into the column indices)."""
     h, w = tf.shape(images)[1], tf.shape(images)[2]
     padded = tf.pad(images, [[0, 0], [PAD, PAD], [PAD, PAD], [0, 0]])
     rows = offsets[:, :1] + tf.range(h)[None, :]
-    cols = offsets[:, 1:] + tf.range(w)[None, :]
+    cols = tf.where(flips[:, None], tf.range(w - 1, -1, -1)[None, :], tf.range(w)[None, :])
+    cols = offsets[:, 1:] + cols
     out = tf.gather(padded, rows, axis=1, batch_dims=1)
-    out = tf.gather(out, cols, axis=2, batch_dims=1)
-    return tf.where(flips[:, None, None, None], tf.reverse(out, axis=[2]), out)
+    return tf.gather(out, cols, axis=2, batch_dims=1)
 
 
 class RandAugmenter:
@@ -67,11 +70,19 @@ class RandAugmenter:
 
     def __init__(self, **layer_kwargs):
         import keras_cv  # lazy: heavy import, only needed for this augmentation
+        from keras_cv.src.backend import config as cv_config
 
+        if cv_config.keras_3():  # its Keras 3 layers draw randomness differently: no stateless rewiring
+            raise ConfigError("augment='randaugment' needs keras_cv on Keras 2 (tf_keras); import keras_sdd "
+                              "before keras_cv (keras_cv picks its Keras when first imported)")
         self.layer = keras_cv.layers.RandAugment(**{"value_range": (0, 255), "seed": 0, **layer_kwargs})
         self._key: Optional[tf.Tensor] = None
         self._count = 0
+        self._rewired = 0
         self._rewire(self.layer, keras_cv.core, set())
+        if self._rewired < 2:
+            raise ConfigError("keras_cv's RandAugment no longer draws randomness where keras_sdd expects; "
+                              "augment='randaugment' cannot be made reproducible with this keras_cv version")
         self._fn = tf.function(self._batch, reduce_retracing=True)
 
     def _rewire(self, obj, core, seen) -> None:
@@ -80,6 +91,7 @@ class RandAugmenter:
         seen.add(id(obj))
         if hasattr(obj, "_random_generator"):
             obj._random_generator = _StatelessDraws(self)  # noqa: SLF001
+            self._rewired += 1
         for name, value in list(vars(obj).items()):
             if isinstance(value, (core.UniformFactorSampler, core.NormalFactorSampler)):
                 setattr(obj, name, _DrawSampler(value, _StatelessDraws(self), core))
@@ -106,8 +118,15 @@ class RandAugmenter:
         return tf.map_fn(lambda a: self._one(a[0], a[1]), (images, keys), fn_output_signature=tf.float32)
 
     def __call__(self, images: tf.Tensor, keys: tf.Tensor) -> tf.Tensor:
-        """Augment float images (B, H, W, C) in [0, 255], one stateless key (B, 2) int64 per image."""
-        return self._fn(tf.cast(images, tf.float32), tf.cast(keys, tf.int64))
+        """Augment float images (B, H, W, C), C = 1 or 3, in [0, 255], one stateless key (B, 2) int64 per
+        image."""
+        images = tf.cast(images, tf.float32)
+        if images.shape[-1] == 1:  # the colour ops need RGB: run grey images as RGB, then average back
+            return tf.reduce_mean(self._fn(tf.tile(images, [1, 1, 1, 3]), tf.cast(keys, tf.int64)), axis=-1,
+                                  keepdims=True)
+        if images.shape[-1] != 3:
+            raise ValueError(f"RandAugment needs 1 or 3 channels, got images of shape {images.shape}")
+        return self._fn(images, tf.cast(keys, tf.int64))
 
 
 _RANDAUGMENTERS = {}

@@ -82,6 +82,9 @@ class DataBundle:
         self.images = train.x.dtype == np.uint8 and train.x.ndim == 4
         if augment != "none" and not self.images:
             raise ConfigError(f"augment={augment!r} needs images; {info.name} has feature vectors, use 'none'")
+        if augment == "randaugment" and train.x.shape[-1] not in (1, 3):
+            raise ConfigError(f"augment='randaugment' needs grey or RGB images; {info.name} has "
+                              f"{train.x.shape[-1]} channels, use 'standard'")
         self.mean = None if mean is None else np.asarray(mean, np.float32)
         self.std = None if std is None else np.asarray(std, np.float32)
         self._tensors: Dict[str, tf.Tensor] = {}

@@ -2,7 +2,7 @@
 
 npz keys: ``x_train, y_train, x_test, y_test`` (optional ``class_names``). x: uint8 images (N,H,W) or
 (N,H,W,C), or real-valued features (N,D). Image folders are read with ``tfds.folder_dataset.ImageFolder``
-(RGB, all images the same size) and sorted by file name so the order does not depend on tfds.
+(RGB, all images the same size) and sorted by file name, so the order does not depend on tfds.
 Both are normalised with statistics of the training split.
 """
 from __future__ import annotations
@@ -146,12 +146,18 @@ def _folder_read(req: Request) -> RawData:
     out = []
     for split in ("train", "test"):
         try:
-            d = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1, shuffle_files=False))
-        except Exception as e:  # noqa: BLE001  (differently sized images fail to batch)
-            raise ConfigError(f"image_folder {req.path}/{split}: cannot stack the images ({type(e).__name__}); "
-                              f"all images must have the same size and be valid PNG/JPEG") from None
-        order = np.argsort(d["image/filename"], kind="stable")
-        out += [np.asarray(d["image"], np.uint8)[order], np.asarray(d["label"], np.int64)[order]]
+            examples = list(tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False)))
+        except Exception as e:  # noqa: BLE001  (undecodable files)
+            raise ConfigError(f"image_folder {req.path}/{split}: cannot read the images ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0] if str(e) else ''}); use valid PNG/JPEG files") from None
+        examples.sort(key=lambda ex: ex["image/filename"])
+        shapes = {ex["image"].shape: ex["image/filename"].decode() for ex in examples}
+        if len(shapes) > 1:
+            (s1, f1), (s2, f2) = list(shapes.items())[:2]
+            raise ConfigError(f"image_folder {req.path}: all images must have the same size, but {f1} is "
+                              f"{s1[1]}x{s1[0]} and {f2} is {s2[1]}x{s2[0]}")
+        out += [np.stack([ex["image"] for ex in examples]).astype(np.uint8),
+                np.array([ex["label"] for ex in examples], np.int64)]
     return RawData(out[0], out[1], out[2], out[3], names, normalization="train_stats")
 
 

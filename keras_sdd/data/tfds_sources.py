@@ -51,7 +51,7 @@ def _where(data_dir: Optional[str]) -> str:
     return f"tfds's default data_dir ({default})"
 
 
-def _tfds_load(name: str, split: str, req: Request, supervised: bool):
+def _tfds_load(name: str, split: str, req: Request, supervised: bool, hint: str = ""):
     """A whole tfds split as numpy (a tuple, or a dict of features). Problems become one-sentence
     ConfigErrors; an unprepared dataset with ``download=False`` fails at once."""
     import tensorflow_datasets as tfds  # lazy: importing tfds costs seconds
@@ -67,7 +67,7 @@ def _tfds_load(name: str, split: str, req: Request, supervised: bool):
                               f"{str(e).splitlines()[0]}") from None
         raise ConfigError(
             f"dataset {name!r} is not prepared in {_where(req.data_dir)}; pass --data_dir pointing at a folder "
-            f"where tensorflow-datasets has prepared it, or allow --download with internet access") from None
+            f"where tensorflow-datasets has prepared it, or allow --download with internet access{hint}") from None
     except Exception as e:  # noqa: BLE001  (tfds raises many types; all mean "cannot read this dataset")
         first = str(e).splitlines()[0] if str(e) else ""
         raise ConfigError(f"cannot load {name!r} from {_where(req.data_dir)}: {type(e).__name__}: {first}") \
@@ -125,7 +125,9 @@ def _human(name: str, base: str, classes: Tuple[str, ...]) -> Source:
     def read(req: Request) -> RawData:
         mean, std = NORMALIZATION[base]
         if req.path is None:  # tfds's own builder (prepared from the manual files)
-            tr = _tfds_load(name, "train", req, supervised=False)
+            files = " and ".join(cifar_n.FILES[name])
+            tr = _tfds_load(name, "train", req, supervised=False,
+                            hint=f" (or pass path=<folder holding {files}> to use those labels with tfds {base})")
             key = TFDS_HUMAN_KEYS[name][req.human_label]
             noisy = cifar_n.pick(tr, key, f"tfds {name}")
             x_tr, y_clean = tr["image"], tr["label"]

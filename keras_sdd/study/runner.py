@@ -117,6 +117,16 @@ def _load_snapshot(path: pathlib.Path):
     return snap
 
 
+def _set_threads(n: int) -> None:
+    """TensorFlow's thread pools are fixed once its runtime starts; say so instead of failing."""
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(n)
+    except RuntimeError:
+        if tf.config.threading.get_intra_op_parallelism_threads() != n:
+            logging.warning("--threads=%d ignored: TensorFlow's runtime had already started in this process", n)
+
+
 class SDDStudy:
     """Runs one study described by a StudyConfig; ``run()`` returns the summary written to summary.json."""
 
@@ -130,6 +140,8 @@ class SDDStudy:
     # ----------------------------------------------------------------------------------------------------
     def _build(self):
         c = self.config
+        if c.threads:
+            _set_threads(c.threads)
         tf_keras.utils.set_random_seed(c.seed)
         if c.deterministic:
             tf.config.experimental.enable_op_determinism()

@@ -71,10 +71,18 @@ def make_optimizer(config: StudyConfig, schedule: RoundSchedule) -> tf_keras.opt
     return tf_keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)
 
 
-def reset_optimizer(optimizer: tf_keras.optimizers.Optimizer) -> None:
-    """Zero every optimizer variable (step counter, momenta): the policy restarts from step 0."""
-    for v in optimizer.variables:
-        v.assign(tf.zeros_like(v))
+def reset_optimizer(optimizer) -> None:
+    """Restart the policy from step 0: zero ``optimizer.iterations`` (iteration-keyed learning-rate schedules
+    restart) and its slot variables (momenta, second moments); hyper-parameters are left alone, also in legacy
+    optimizers, which keep them among their variables."""
+    if isinstance(optimizer, tf_keras.optimizers.legacy.Optimizer):
+        slots = [slot for per_var in optimizer._slots.values() for slot in per_var.values()]  # pylint: disable=protected-access
+    else:
+        keep = {id(optimizer.iterations), id(getattr(optimizer, "_learning_rate", None))}
+        slots = [v for v in optimizer.variables if id(v) not in keep]
+    optimizer.iterations.assign(0)
+    for slot in slots:
+        slot.assign(tf.zeros_like(slot))
 
 
 def add_l2_penalty(model: tf_keras.Model, l2: float, kernels: Sequence[tf.Variable]) -> None:
