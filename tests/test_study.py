@@ -243,3 +243,27 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path):
         for key in ra:
             if key not in TIME_FIELDS:
                 assert ra[key] == rb[key], (ra["round"], key)
+
+
+def test_image_study_prunes_only_dense_layers(tmp_path):
+    """A VGG-like on the user's own .npz images with standard augmentation and --prune_only_dense: the conv
+    kernels stay dense, only the classifier is pruned, and the sparsity counts only what is in scope."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(96, 8, 8, 3), dtype=np.uint8)
+    y = rng.integers(0, 3, 96)
+    np.savez(tmp_path / "d.npz", x_train=x, y_train=y, x_test=x[:32], y_test=y[:32])
+    common = dict(dataset="npz", data_path=str(tmp_path / "d.npz"), augment="standard", model="vgg_like",
+                  width=2, depth=2, epochs=1, batch_size=32, max_rounds=1, prune_only_dense=True)
+    with pytest.raises(ConfigError, match="nothing to prune"):
+        runner.SDDStudy(tiny(tmp_path / "none", keep_output_dense=True, **common)).run()
+    config = tiny(tmp_path, **common)
+    study = runner.SDDStudy(config)
+    study.run()
+    rows = read_rounds(pathlib.Path(config.logdir))
+    assert set(rows[1]["per_layer_sparsity"]) == {"logits"}
+    masks = tfmot_bridge.get_masks(study.model)
+    assert list(masks) == ["logits/kernel"]
+    assert rows[1]["prunable_params"] == masks["logits/kernel"].size
+    assert rows[1]["pruned_params"] == round(0.5 * masks["logits/kernel"].size)
+    conv = [layer for layer in study.model.layers if "conv" in layer.name]
+    assert conv and all(np.count_nonzero(layer.get_weights()[0]) == layer.get_weights()[0].size for layer in conv)

@@ -22,6 +22,7 @@ from tensorflow_model_optimization.python.core.sparsity.keras import prune_regis
 from tf_keras.src.layers.convolutional.base_conv import Conv
 
 from keras_sdd.errors import ConfigError
+from keras_sdd.pruning.fixed_mask_wrapper import FixedMaskPruneLowMagnitude
 from keras_sdd.pruning.methods import PRUNING_METHODS
 from keras_sdd.pruning.schedules import FixedMaskSchedule
 
@@ -109,7 +110,8 @@ def _entries(model, scope=None):
 
 
 def wrap(model: tf_keras.Model, scope: PruneScope = PruneScope(), schedule=None) -> tf_keras.Model:
-    """A copy of ``model`` whose in-scope Dense/Conv layers are wrapped with ``prune_low_magnitude``.
+    """A copy of ``model`` whose in-scope Dense/Conv layers are wrapped in tfmot PruneLowMagnitude wrappers
+    (``FixedMaskPruneLowMagnitude``: under a fixed-mask schedule it only masks the weights at each step).
 
     The copy has its own layers (the input model is untouched) with the same weights, all-ones masks and
     every wrapper's ``pruning_step`` at 0, so no ``UpdatePruningStep`` callback is needed. ``schedule``
@@ -130,7 +132,7 @@ def wrap(model: tf_keras.Model, scope: PruneScope = PruneScope(), schedule=None)
             return tf_keras.models.clone_model(layer, clone_function=clone)
         copy = layer.__class__.from_config(layer.get_config())
         if _in_scope(layer, scope, output) and prune_registry.PruneRegistry.supports(layer):
-            return PruneLowMagnitude(copy, pruning_schedule=schedule)
+            return FixedMaskPruneLowMagnitude(copy, pruning_schedule=schedule)
         return copy
 
     wrapped = tf_keras.models.clone_model(model, clone_function=clone)

@@ -157,6 +157,9 @@ class SDDStudy:
         plain = models.build(c.model, info.input_shape, info.num_classes, **c.model_options())
         self.scope = tfmot_bridge.PruneScope(only_dense=c.prune_only_dense, keep_output_dense=c.keep_output_dense)
         self.model = tfmot_bridge.wrap(plain, self.scope)
+        if not tfmot_bridge.wrappers(self.model):
+            raise ConfigError(f"nothing to prune: {c.model} has no Dense/Conv layer left in scope with "
+                              f"--prune_only_dense={c.prune_only_dense} --keep_output_dense={c.keep_output_dense}")
         self.params = models.count_params(self.model)
         self.schedule = policy.make_schedule(c, self.steps_per_epoch)
         self.optimizer = policy.make_optimizer(c, self.schedule)
