@@ -152,11 +152,7 @@ def main(argv):
         config = config_lib.validate(config_from_flags())
         from keras_sdd.study import runner
 
-        study = runner.SDDStudy(config)
-        study_dir = study.prepare()
-        record = study_dir / ("flags.txt" if not (study_dir / "flags.txt").exists() else "flags.resumed.txt")
-        record.write_text(FLAGS.flags_into_string())
-        summary = study.run()
+        summary = runner.run_study(config, record_files={"flags.txt": FLAGS.flags_into_string()})
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

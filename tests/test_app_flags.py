@@ -80,3 +80,13 @@ def test_existing_study_not_damaged(tmp_path):
     res = run_app(f"--logdir={study}")
     assert res.returncode == 2 and "already holds a study; pass --resume" in res.stderr
     assert (study / "rounds.csv").read_text() == "precious\n"
+
+
+def test_unprepared_dataset_refused_and_nothing_written(tmp_path):
+    empty = tmp_path / "tfds"
+    empty.mkdir()
+    res = run_app("--dataset=mnist", "--model=lenet300_100", f"--data_dir={empty}", f"--logdir={tmp_path / 's'}")
+    assert res.returncode == 2
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: dataset 'mnist' is not prepared") and "--data_dir" in last and "--download" in last
+    assert not (tmp_path / "s").exists()  # a corrected re-run is not blocked by a half-made study

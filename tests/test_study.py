@@ -256,6 +256,7 @@ def test_image_study_prunes_only_dense_layers(tmp_path):
                   width=2, depth=2, epochs=1, batch_size=32, max_rounds=1, prune_only_dense=True)
     with pytest.raises(ConfigError, match="nothing to prune"):
         runner.SDDStudy(tiny(tmp_path / "none", keep_output_dense=True, **common)).run()
+    assert not (tmp_path / "none").exists()   # refused before anything was written
     config = tiny(tmp_path, **common)
     study = runner.SDDStudy(config)
     study.run()

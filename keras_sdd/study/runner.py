@@ -48,11 +48,11 @@ def _fmt_secs(s: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else (f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s")
 
 
-def prepare_study_dir(config: StudyConfig) -> pathlib.Path:
-    """Creates the study directory, or checks that it holds this very study when resuming.
+def check_study_dir(config: StudyConfig) -> pathlib.Path:
+    """Checks, without writing anything, that the study may run in ``config.logdir``; returns that folder.
 
-    Refuses (before any work) to write into a directory that already holds results unless --resume is given,
-    and refuses to resume a study with different settings: results already written are never damaged.
+    Refuses to write into a directory that already holds results unless --resume is given, and refuses to
+    resume a study with different settings: results already written are never damaged.
     """
     study_dir = pathlib.Path(config.logdir)
     saved = study_dir / "config.json"
@@ -66,11 +66,25 @@ def prepare_study_dir(config: StudyConfig) -> pathlib.Path:
             diff = [f"--{k}: {getattr(old, k)!r} -> {getattr(config, k)!r}"
                     for k in config.to_dict() if getattr(old, k) != getattr(config, k) and k not in keep]
             raise ConfigError(f"cannot resume {study_dir}: settings differ from the saved study ({'; '.join(diff)})")
-    elif study_dir.exists() and any(study_dir.iterdir()) and not config.resume:
-        raise ConfigError(f"{study_dir} exists and is not empty; choose another --logdir")
+    elif study_dir.exists() and (not study_dir.is_dir() or any(study_dir.iterdir())):
+        raise ConfigError(f"{study_dir} exists and is not an empty folder; choose another --logdir")
+    return study_dir
+
+
+def create_study_dir(config: StudyConfig, record_files: Optional[Dict[str, str]] = None) -> pathlib.Path:
+    """Creates the study directory with ``config.json`` (kept as it is when resuming) and ``record_files``
+    (e.g. the app's ``flags.txt``; a resumed study's copy gets a ``.resumed`` name, never overwriting)."""
+    study_dir = check_study_dir(config)
     study_dir.mkdir(parents=True, exist_ok=True)
-    if not saved.exists():
+    saved = study_dir / "config.json"
+    resumed = saved.exists()
+    if not resumed:
         atomic_write_json(saved, config.to_dict())
+    for name, text in (record_files or {}).items():
+        path = study_dir / name
+        if resumed and path.exists():
+            path = path.with_name(f"{path.stem}.resumed{path.suffix}")
+        path.write_text(text)
     return study_dir
 
 
@@ -170,13 +184,6 @@ class SDDStudy:
             metrics=[tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
             steps_per_execution=c.steps_per_execution)
         self.optimizer.build(self.model.trainable_variables)
-        rewind = None
-        rewind_path = self.study_dir / "rewind_weights.npz"
-        if c.retrain == "weight_rewind":
-            if c.rewind_step == 0 and not rewind_path.exists():
-                _save_snapshot(rewind_path, snapshot(self.model))
-            rewind = _load_snapshot(rewind_path) if rewind_path.exists() else None
-        self.rewind_path = rewind_path
 
         def fresh_init(round_index: int):
             seed = c.seed + 1_000_003 * round_index
@@ -184,7 +191,17 @@ class SDDStudy:
                                          **{**c.model_options(), "seed": seed}))
 
         self.retrainer = Retrainer(c.retrain, optimizer=self.optimizer, schedule=self.schedule,
-                                   finetune_lr=c.finetune_lr, rewind=rewind or {}, fresh_init=fresh_init)
+                                   finetune_lr=c.finetune_lr, rewind={}, fresh_init=fresh_init)
+
+    def _open_outputs(self) -> None:
+        """The study directory's writers; called once data and model are known to be good."""
+        c = self.config
+        self.rewind_path = self.study_dir / "rewind_weights.npz"
+        if c.retrain == "weight_rewind":
+            if c.rewind_step == 0 and not self.rewind_path.exists():
+                _save_snapshot(self.rewind_path, snapshot(self.model))
+            if self.rewind_path.exists():
+                self.retrainer.rewind = _load_snapshot(self.rewind_path)
         self.ckpts = StudyCheckpoints(self.study_dir, self.model, self.optimizer)
         self.board = StudyBoard(self.study_dir)
 
@@ -253,17 +270,15 @@ class SDDStudy:
         }
 
     # ----------------------------------------------------------------------------------------------------
-    def prepare(self) -> pathlib.Path:
-        """Creates (or checks, when resuming) the study directory; idempotent. Returns it."""
-        if getattr(self, "study_dir", None) is None:
-            self.study_dir = prepare_study_dir(self.config)
-        return self.study_dir
-
-    def run(self) -> Dict[str, Any]:
+    def run(self, record_files: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+        """Runs or resumes the study. Bad input (settings, study directory, data, model) is refused before
+        anything is written; ``record_files`` (name -> text, e.g. the flags) are written beside config.json."""
         c = self.config
-        self.prepare()
+        self.study_dir = check_study_dir(c)
         t_start = time.monotonic()
         self._build()
+        create_study_dir(c, record_files)
+        self._open_outputs()
         records = RoundRecords(self.study_dir)
         done = set(records.done())
         latest: Optional[tuple] = self.ckpts.restore_latest() if c.resume else None
@@ -349,6 +364,6 @@ class SDDStudy:
         }
 
 
-def run_study(config: StudyConfig) -> Dict[str, Any]:
+def run_study(config: StudyConfig, record_files: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
     """Runs (or resumes) the study and returns its summary."""
-    return SDDStudy(config).run()
+    return SDDStudy(config).run(record_files)
