@@ -14,4 +14,21 @@ __version__ = "0.1.0"
 
 from keras_sdd.errors import ConfigError, SDDError  # noqa: E402  (after the environment is set)
 
-__all__ = ["ConfigError", "SDDError", "__version__"]
+#: The public API, imported on first use so that ``import keras_sdd`` stays cheap and never pulls keras_cv.
+_LAZY = {
+    "data": ("keras_sdd.data", None), "models": ("keras_sdd.models", None),
+    "pruning": ("keras_sdd.pruning", None), "callbacks": ("keras_sdd.callbacks", None),
+    "StudyConfig": ("keras_sdd.config", "StudyConfig"), "run_study": ("keras_sdd.study.runner", "run_study"),
+}
+
+__all__ = ["ConfigError", "SDDError", "__version__", *_LAZY]
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'keras_sdd' has no attribute {name!r}")
+    import importlib
+
+    module, attr = _LAZY[name]
+    value = importlib.import_module(module)
+    return getattr(value, attr) if attr else value

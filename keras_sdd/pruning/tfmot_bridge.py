@@ -63,18 +63,19 @@ def _walk(model: tf_keras.Model, prefix: str = "") -> Iterator[Tuple[str, tf_ker
             yield prefix, layer
 
 
-def _inner(layer):
+def inner_layer(layer):
+    """The layer a PruneLowMagnitude wrapper holds (the layer itself when it is not wrapped)."""
     return layer.layer if isinstance(layer, PruneLowMagnitude) else layer
 
 
 def _output_dense(model) -> Optional[tf_keras.layers.Layer]:
-    dense = [_inner(layer) for _, layer in _walk(model) if isinstance(_inner(layer), tf_keras.layers.Dense)]
+    dense = [inner_layer(layer) for _, layer in _walk(model) if isinstance(inner_layer(layer), tf_keras.layers.Dense)]
     named = [d for d in dense if d.name == OUTPUT_LAYER_NAME]
     return named[0] if named else (dense[-1] if dense else None)
 
 
 def _in_scope(layer, scope: PruneScope, output) -> bool:
-    layer = _inner(layer)
+    layer = inner_layer(layer)
     kind_ok = isinstance(layer, tf_keras.layers.Dense) or (not scope.only_dense and isinstance(layer, Conv))
     return kind_ok and not (scope.keep_output_dense and layer is output)
 
@@ -138,8 +139,8 @@ def wrap(model: tf_keras.Model, scope: PruneScope = PruneScope(), schedule=None)
     wrapped = tf_keras.models.clone_model(model, clone_function=clone)
     originals = {prefix + layer.name: layer for prefix, layer in _walk(model)}
     for prefix, layer in _walk(wrapped):
-        source = originals[prefix + _inner(layer).name]
-        _inner(layer).set_weights(source.get_weights())
+        source = originals[prefix + inner_layer(layer).name]
+        inner_layer(layer).set_weights(source.get_weights())
     set_pruning_step(wrapped, 0)
     return wrapped
 

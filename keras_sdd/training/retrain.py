@@ -21,15 +21,11 @@ from keras_sdd.training.policy import RoundSchedule, reset_optimizer
 Snapshot = Dict[str, List[np.ndarray]]
 
 
-def _inner(layer):
-    return getattr(layer, "layer", layer)  # a PruneLowMagnitude wrapper holds the real layer
-
-
 def snapshot(model: tf_keras.Model) -> Snapshot:
     """A copy of every layer's own weights, keyed by the (inner) layer name; works on plain and wrapped models."""
     snap: Snapshot = {}
     for layer in model.layers:
-        inner = _inner(layer)
+        inner = tfmot_bridge.inner_layer(layer)
         weights = inner.get_weights()
         if weights:
             snap[inner.name] = [np.array(w, copy=True) for w in weights]
@@ -39,7 +35,7 @@ def snapshot(model: tf_keras.Model) -> Snapshot:
 def restore(model: tf_keras.Model, snap: Snapshot) -> None:
     """Writes a snapshot back (by layer name) and re-applies the masks, so pruned weights stay zero."""
     for layer in model.layers:
-        inner = _inner(layer)
+        inner = tfmot_bridge.inner_layer(layer)
         if inner.name in snap:
             inner.set_weights(snap[inner.name])
     tfmot_bridge.apply_masks(model)
