@@ -14,6 +14,7 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 import tf_keras
 
+from keras_sdd.models.params import underlying_layers
 from keras_sdd.pruning import tfmot_bridge
 from keras_sdd.training.policy import RoundSchedule, reset_optimizer
 
@@ -22,22 +23,21 @@ Snapshot = Dict[str, List[np.ndarray]]
 
 
 def snapshot(model: tf_keras.Model) -> Snapshot:
-    """A copy of every layer's own weights, keyed by the (inner) layer name; works on plain and wrapped models."""
+    """A copy of every layer's own weights, keyed by layer name; wrappers are looked through and nested models
+    flattened (``models.params.underlying_layers``), so plain and wrapped models give the same snapshot."""
     snap: Snapshot = {}
-    for layer in model.layers:
-        inner = tfmot_bridge.inner_layer(layer)
-        weights = inner.get_weights()
+    for layer in underlying_layers(model):
+        weights = layer.get_weights()
         if weights:
-            snap[inner.name] = [np.array(w, copy=True) for w in weights]
+            snap[layer.name] = [np.array(w, copy=True) for w in weights]
     return snap
 
 
 def restore(model: tf_keras.Model, snap: Snapshot) -> None:
     """Writes a snapshot back (by layer name) and re-applies the masks, so pruned weights stay zero."""
-    for layer in model.layers:
-        inner = tfmot_bridge.inner_layer(layer)
-        if inner.name in snap:
-            inner.set_weights(snap[inner.name])
+    for layer in underlying_layers(model):
+        if layer.name in snap:
+            layer.set_weights(snap[layer.name])
     tfmot_bridge.apply_masks(model)
 
 
