@@ -26,6 +26,7 @@ INSTALL_REQUIRES = [
     "numpy",
     "scipy",
     "matplotlib",
+    "codecarbon>=2.8,<4",  # energy and CO2 per round (OfflineEmissionsTracker: no network)
 ]
 
 setup(

@@ -7,7 +7,10 @@ A flagfile is the record of an experiment: the flags used are copied to ``<logdi
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging as std_logging
+import os
 import sys
 
 from absl import app, flags, logging
@@ -95,6 +98,28 @@ flags.DEFINE_integer("eval_every_epochs", _D.eval_every_epochs, "Validate every 
 flags.DEFINE_bool("deterministic", _D.deterministic, "TensorFlow op determinism.")
 flags.DEFINE_integer("threads", _D.threads, "TensorFlow intra- and inter-op threads (0: TensorFlow's default). "
                      "Tiny models train fastest with 1.", lower_bound=0)
+flags.DEFINE_integer("resume_from_round", _D.resume_from_round, "With --resume: restart after this recorded round "
+                     "from its round checkpoint (when the latest checkpoint is damaged).", lower_bound=-1)
+# --- distillation (--study=kd) ------------------------------------------------------------------------------
+flags.DEFINE_string("teacher", _D.teacher, "Teacher: a study directory (its dense round), DIR:best (highest "
+                    "validation accuracy), DIR:round=K, or a saved Keras model file.")
+flags.DEFINE_string("teacher_flagfile", _D.teacher_flagfile, "If the --teacher directory holds no finished study, "
+                    "run this flagfile's study there first (resumable).")
+flags.DEFINE_float("kd_alpha", _D.kd_alpha, "α: weight of the distillation term, in [0, 1].")
+flags.DEFINE_float("kd_temperature", _D.kd_temperature, "τ: distillation temperature, > 0.")
+# --- ℓ2 study (--study=l2) ------------------------------------------------------------------------------------
+flags.DEFINE_list("l2_values", [str(v) for v in _D.l2_values], "--study=l2: one SDD study per λ, e.g. 1e-4,0.03,1,3.")
+# --- what each round records ------------------------------------------------------------------------------------
+flags.DEFINE_integer("ece_bins", _D.ece_bins, "Equal-width confidence bins of the expected calibration error.",
+                     lower_bound=1)
+flags.DEFINE_string("co2_country", _D.co2_country, "ISO 3166 alpha-3 code of the electricity grid (codecarbon).")
+flags.DEFINE_bool("track_energy", _D.track_energy, "Record energy and CO2 per round (codecarbon, offline).")
+flags.DEFINE_bool("save_predictions", _D.save_predictions, "Keep each round's test predictions (calibration).")
+flags.DEFINE_integer("early_stop_patience", _D.early_stop_patience, "End the pruning after this many rounds in a "
+                     "row whose validation accuracy falls more than --early_stop_tolerance below the best (0: off).",
+                     lower_bound=0)
+flags.DEFINE_float("early_stop_tolerance", _D.early_stop_tolerance, "How far (accuracy, 0..1) below the best "
+                   "validation accuracy counts as a fall.", lower_bound=0.0, upper_bound=1.0)
 
 
 def _int_list(name: str, values):
@@ -116,31 +141,46 @@ flags.register_validator("gmm_bayes_accuracy", lambda v: 0.5 < v < 1.0, "--gmm_b
 flags.register_validator("width", lambda v: v is None or v > 0, "--width must be positive")
 flags.register_validator("depth", lambda v: v is None or v > 0, "--depth must be positive")
 flags.register_validator("logdir", bool, "--logdir must name the study directory")
+flags.register_validator("kd_alpha", lambda v: 0.0 <= v <= 1.0, "--kd_alpha must lie in [0, 1]")
+flags.register_validator("kd_temperature", lambda v: v > 0, "--kd_temperature must be positive")
 for _name in ("hidden", "milestones"):
     flags.register_validator(_name, lambda v: all(s.strip().lstrip("-").isdigit() and int(s) > 0 for s in v),
                              f"--{_name} must be a comma-separated list of positive integers")
 
 
+def _float_list(name: str, values):
+    try:
+        return tuple(float(v) for v in values)
+    except ValueError:
+        raise ConfigError(f"--{name}={','.join(values)} must be a comma-separated list of numbers") from None
+
+
+#: Flags whose list values become tuples of numbers in the config.
+_CONVERT = {"hidden": _int_list, "milestones": _int_list, "l2_values": _float_list}
+
+
 def config_from_flags(f=FLAGS) -> StudyConfig:
-    """The one translation of flags into a StudyConfig."""
-    return StudyConfig(
-        study=f.study, logdir=f.logdir, resume=f.resume, seed=f.seed,
-        dataset=f.dataset, data_dir=f.data_dir, download=f.download, data_path=f.data_path,
-        classes=tuple(f.classes), train_subset=f.train_subset, val_fraction=f.val_fraction,
-        noise_type=f.noise_type, noise_rate=f.noise_rate, human_label=f.human_label, augment=f.augment,
-        gmm_task=f.gmm_task, gmm_dim=f.gmm_dim, gmm_bayes_accuracy=f.gmm_bayes_accuracy,
-        gmm_train_size=f.gmm_train_size, gmm_test_size=f.gmm_test_size,
-        model=f.model, width=f.width, depth=f.depth, hidden=_int_list("hidden", f.hidden),
-        vit_patch_size=f.vit_patch_size, vit_heads=f.vit_heads, vit_mlp_dim=f.vit_mlp_dim, dropout=f.dropout,
-        prune_method=f.prune_method, prune_fraction=f.prune_fraction, final_sparsity=f.final_sparsity,
-        max_rounds=f.max_rounds, keep_output_dense=f.keep_output_dense, prune_only_dense=f.prune_only_dense,
-        prune_frequency=f.prune_frequency, retrain=f.retrain, rewind_step=f.rewind_step,
-        finetune_lr=f.finetune_lr, finetune_epochs=f.finetune_epochs, optimizer=f.optimizer,
-        learning_rate=f.learning_rate, momentum=f.momentum, weight_decay=f.weight_decay, l2=f.l2,
-        lr_schedule=f.lr_schedule, milestones=_int_list("milestones", f.milestones), lr_gamma=f.lr_gamma,
-        epochs=f.epochs, batch_size=f.batch_size, steps_per_execution=f.steps_per_execution,
-        checkpoint_every_secs=f.checkpoint_every_secs, eval_every_epochs=f.eval_every_epochs,
-        deterministic=f.deterministic, threads=f.threads)
+    """The one translation of flags into a StudyConfig: every config field is the flag of the same name."""
+    values = {}
+    for field in dataclasses.fields(StudyConfig):
+        value = f[field.name].value
+        if field.name in _CONVERT:
+            value = _CONVERT[field.name](field.name, value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        values[field.name] = value
+    return StudyConfig(**values)
+
+
+def teacher_config(path: str, logdir: str) -> StudyConfig:
+    """The StudyConfig of a teacher flagfile, with its study directory set to the --teacher directory."""
+    fv = copy.deepcopy(FLAGS)
+    fv.unparse_flags()
+    try:
+        fv([sys.argv[0], f"--flagfile={path}", f"--logdir={logdir}"])
+    except flags.Error as e:
+        raise ConfigError(f"--teacher_flagfile={path}: {e}") from None
+    return config_lib.validate(config_from_flags(fv))
 
 
 def main(argv):
@@ -150,9 +190,19 @@ def main(argv):
     std_logging.getLogger("tensorflow").setLevel(std_logging.WARNING)  # TF's own INFO lines are noise here
     try:
         config = config_lib.validate(config_from_flags())
+        kind_options = {}
+        if config.teacher_flagfile:
+            if not os.path.isfile(config.teacher_flagfile):
+                raise ConfigError(f"--teacher_flagfile={config.teacher_flagfile} is not a file")
+            from keras_sdd.study.loading import parse_teacher
+
+            teacher_dir = parse_teacher(config.teacher)["path"]
+            kind_options["teacher_config"] = teacher_config(config.teacher_flagfile, teacher_dir)
+        from keras_sdd import process
         from keras_sdd.study import runner
 
-        summary = runner.run_study(config, record_files={"flags.txt": FLAGS.flags_into_string()})
+        process.setup_for(config)
+        summary = runner.run_study(config, record_files={"flags.txt": FLAGS.flags_into_string()}, **kind_options)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

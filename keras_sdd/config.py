@@ -12,7 +12,8 @@ from typing import Any, Dict, Optional, Tuple
 
 from keras_sdd.errors import ConfigError
 
-STUDIES = ("sdd",)
+#: The study kinds (``keras_sdd.study.kinds`` registers each; listed here so flags need no TensorFlow import).
+STUDIES = ("sdd", "kd", "l2")
 RETRAIN_MODES = ("lr_rewind", "finetune", "weight_rewind", "scratch")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 LR_SCHEDULES = ("multistep", "cosine", "constant")
@@ -25,7 +26,7 @@ GMM_TASKS = ("linear", "xor")
 class StudyConfig:
     """All settings of one study. Defaults follow the seed papers' CIFAR setup where one applies."""
 
-    study: str = "sdd"
+    study: str = "sdd"                      # sdd | kd (distillation in every round) | l2 (one study per λ)
     # --- data -----------------------------------------------------------------------------------------
     dataset: str = "gaussian_mixture"
     data_dir: Optional[str] = None          # tfds data_dir (None: tfds default / TFDS_DATA_DIR)
@@ -77,6 +78,20 @@ class StudyConfig:
     epochs: int = 160
     batch_size: int = 128
     seed: int = 0
+    # --- distillation (--study=kd) ------------------------------------------------------------------------
+    teacher: Optional[str] = None           # DIR (its dense round), DIR:best, DIR:round=K, or a saved model file
+    teacher_flagfile: Optional[str] = None  # run this teacher study in the teacher DIR first if it is not finished
+    kd_alpha: float = 0.8                   # α: weight of the distillation term
+    kd_temperature: float = 10.0            # τ
+    # --- ℓ2 study (--study=l2) ----------------------------------------------------------------------------
+    l2_values: Tuple[float, ...] = ()       # one SDD study per λ, in <logdir>/l2=<λ>
+    # --- what each round records ----------------------------------------------------------------------------
+    ece_bins: int = 15                      # equal-width confidence bins of the ECE
+    co2_country: str = "USA"                # ISO code of the grid's carbon intensity (codecarbon, offline)
+    track_energy: bool = True               # energy and CO2 per round through codecarbon
+    save_predictions: bool = True           # test predictions of every round (calibration figures)
+    early_stop_patience: int = 0            # >0: end the pruning when validation accuracy falls (see analysis)
+    early_stop_tolerance: float = 0.0       # how far below the best validation accuracy counts as a fall
     # --- running ----------------------------------------------------------------------------------------
     logdir: str = "runs/sdd"
     resume: bool = False
@@ -85,6 +100,7 @@ class StudyConfig:
     eval_every_epochs: int = 0              # 0 = evaluate at the end of each round only
     deterministic: bool = False             # tf op determinism (slower on GPU)
     threads: int = 0                        # TF intra/inter-op threads (0: TF's default); 1 suits tiny models
+    resume_from_round: int = -1             # with --resume: restart after this recorded round (damaged latest)
 
     # ------------------------------------------------------------------------------------------------
     def to_dict(self) -> Dict[str, Any]:
@@ -136,6 +152,11 @@ class StudyConfig:
             opts.update(patch_size=self.vit_patch_size, heads=self.vit_heads, mlp_dim=self.vit_mlp_dim,
                         dropout=self.dropout)
         return opts
+
+
+#: Settings that may differ between a study and its resumption (they change how it runs, not what it computes).
+RESUMABLE_CHANGES = ("resume", "logdir", "checkpoint_every_secs", "eval_every_epochs", "threads",
+                     "resume_from_round", "teacher_flagfile")
 
 
 def _choice(name: str, value: str, choices) -> None:
@@ -201,6 +222,30 @@ def validate(config: StudyConfig) -> StudyConfig:
     _range("gmm_bayes_accuracy", c.gmm_bayes_accuracy, 0.5, 1.0, lo_open=True, hi_open=True)
     _range("gmm_train_size", c.gmm_train_size, 2)
     _range("gmm_test_size", c.gmm_test_size, 1)
+    _range("kd_alpha", c.kd_alpha, 0.0, 1.0)
+    _range("kd_temperature", c.kd_temperature, 0.0, lo_open=True)
+    _range("ece_bins", c.ece_bins, 1)
+    _range("early_stop_patience", c.early_stop_patience, 0)
+    _range("early_stop_tolerance", c.early_stop_tolerance, 0.0, 1.0)
+    _range("resume_from_round", c.resume_from_round, -1)
+    if c.resume_from_round >= 0 and not c.resume:
+        raise ConfigError("--resume_from_round applies to --resume only")
+    if c.study == "kd" and not c.teacher:
+        raise ConfigError("--study=kd needs --teacher (a study directory, DIR:best, DIR:round=K or a saved model)")
+    if c.study != "kd" and (c.teacher or c.teacher_flagfile):
+        raise ConfigError("--teacher and --teacher_flagfile apply to --study=kd only")
+    if c.study == "l2":
+        if not c.l2_values:
+            raise ConfigError("--study=l2 needs --l2_values, e.g. --l2_values=1e-4,0.03,1,3")
+        for lam in c.l2_values:
+            if not (isinstance(lam, (int, float)) and math.isfinite(lam) and lam >= 0):
+                raise ConfigError(f"--l2_values: every λ must be a number >= 0, got {lam!r}")
+        if len(set(c.l2_values)) != len(c.l2_values):
+            raise ConfigError(f"--l2_values={','.join(map(str, c.l2_values))} repeats a value")
+    elif c.l2_values:
+        raise ConfigError("--l2_values applies to --study=l2 only (use --l2 for one study)")
+    if not (isinstance(c.co2_country, str) and len(c.co2_country) == 3 and c.co2_country.isalpha()):
+        raise ConfigError(f"--co2_country={c.co2_country!r} must be a 3-letter ISO country code, e.g. USA, FRA")
     if not c.logdir:
         raise ConfigError("--logdir must name the study directory")
     if list(c.milestones) != sorted(set(c.milestones)) or any(m <= 0 for m in c.milestones):
@@ -210,9 +255,6 @@ def validate(config: StudyConfig) -> StudyConfig:
     if c.optimizer != "adamw" and c.weight_decay:
         raise ConfigError("--weight_decay is AdamW's decoupled decay; use --l2 for an ℓ2 penalty with "
                           f"--optimizer={c.optimizer}")
-    if c.retrain == "weight_rewind" and c.rewind_step % c.steps_per_execution:
-        raise ConfigError(f"--rewind_step={c.rewind_step} must be a multiple of "
-                          f"--steps_per_execution={c.steps_per_execution}")
     if c.retrain != "weight_rewind" and c.rewind_step:
         raise ConfigError("--rewind_step only applies to --retrain=weight_rewind")
     if c.noise_type == "none" and c.noise_rate:

@@ -33,7 +33,8 @@ def _reset_flags():
     "--epochs=0", "--batch_size=0", "--steps_per_execution=0", "--checkpoint_every_secs=-1",
     "--eval_every_epochs=-1", "--dropout=1", "--gmm_dim=1", "--gmm_train_size=1", "--gmm_test_size=0",
     "--vit_patch_size=0", "--vit_heads=0", "--vit_mlp_dim=0",
-    "--study=kd", "--noise_type=asym", "--augment=mixup", "--gmm_task=circle", "--retrain=rewind",
+    "--study=distill", "--kd_alpha=1.5", "--kd_alpha=-0.1", "--kd_temperature=0", "--ece_bins=0",
+    "--resume_from_round=-2", "--early_stop_tolerance=2", "--early_stop_patience=-1", "--noise_type=asym", "--augment=mixup", "--gmm_task=circle", "--retrain=rewind",
     "--optimizer=rmsprop", "--lr_schedule=step",
 ])
 def test_validator_refuses(arg):

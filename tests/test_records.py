@@ -1,7 +1,9 @@
-"""rounds.csv / summary.json: atomic appends, exact round trip, no duplicate rounds."""
+"""rounds.csv / summary.json: atomic appends, exact round trip, no duplicate rounds, the row defined once."""
 import pytest
 
-from keras_sdd.study.records import ROUND_FIELDS, RoundRecords, atomic_write_json, read_rounds
+from keras_sdd import ConfigError
+from keras_sdd.study import records
+from keras_sdd.study.records import NAMES as ROUND_FIELDS, RoundRecords, atomic_write_json, read_rounds
 
 
 def row(k, acc):
@@ -44,3 +46,39 @@ def test_missing_field_refused(tmp_path):
 def test_atomic_json(tmp_path):
     atomic_write_json(tmp_path / "s.json", {"a": 1})
     assert (tmp_path / "s.json").read_text().strip() == '{\n  "a": 1\n}'
+
+
+def test_header_scalars_and_time_fields_derive_from_the_column_table():
+    assert ROUND_FIELDS[0] == "round" and len(ROUND_FIELDS) == len(set(ROUND_FIELDS))
+    assert set(records.SCALARS) <= set(ROUND_FIELDS) and "test_accuracy" in records.SCALARS
+    assert records.TIME_FIELDS == ("wall_time_s",)
+
+
+def test_an_older_study_keeps_its_own_header(tmp_path):
+    """A study written with fewer columns is resumed with one consistent header; read_rounds fills the gaps."""
+    old = ROUND_FIELDS[:-3]
+    (tmp_path / "rounds.csv").write_text(",".join(old) + "\n" + ",".join(
+        "0" if k in ("round", "epochs", "remaining_params", "pruned_params", "prunable_params", "total_params")
+        else ("[]" if k == "collapsed_layers" else "0.5") for k in old) + "\n")
+    RoundRecords(tmp_path).append(row(1, 0.25))
+    lines = (tmp_path / "rounds.csv").read_text().splitlines()
+    assert lines[0] == ",".join(old) and all(len(line.split(",")) == len(old) for line in lines[1:])
+    rows = read_rounds(tmp_path)
+    assert [r["round"] for r in rows] == [0, 1] and rows[1]["test_accuracy"] == 0.25
+    assert rows[1]["per_layer_sparsity"] is None and rows[0]["wall_time_s"] is None
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda text: text[:-12], "truncated"),
+    (lambda text: text.replace("0.7234", "x.7!"), "cannot be parsed"),
+    (lambda text: "", "no valid header"),
+])
+def test_check_finds_damage(tmp_path, damage, message):
+    rec = RoundRecords(tmp_path)
+    rec.append(row(0, 0.7234))
+    rec.append(row(1, 0.5))
+    assert [r["round"] for r in rec.check()] == [0, 1]
+    path = tmp_path / "rounds.csv"
+    path.write_text(damage(path.read_text()))
+    with pytest.raises(ConfigError, match=message):
+        rec.check()

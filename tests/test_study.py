@@ -12,10 +12,12 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from keras_sdd import ConfigError, models
+from keras_sdd import ConfigError, models, seeds
 from keras_sdd.config import StudyConfig
 from keras_sdd.pruning import tfmot_bridge
-from keras_sdd.study import runner
+from keras_sdd.callbacks import RewindCapture
+from keras_sdd.study import directory, loading, runner
+from keras_sdd.study.assemble import assemble, round_targets
 from keras_sdd.study.records import TIME_FIELDS, read_rounds
 from keras_sdd.training import policy
 from keras_sdd.training.retrain import Retrainer, snapshot
@@ -30,19 +32,27 @@ def tiny(tmp_path, **changes):
     return StudyConfig(**{**TINY, "logdir": str(tmp_path / "study"), **changes})
 
 
+def run_loop(config):
+    """The study's steps by hand (plan, assemble, create, loop), keeping the loop for inspection."""
+    plan = directory.plan(config)
+    assembly = assemble(config)
+    directory.create(plan, config)
+    loop = runner.RoundLoop(assembly, plan)
+    return loop, loop.run()
+
+
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     """One finished toy study, shared by the tests that only read it."""
     config = tiny(tmp_path_factory.mktemp("s"))
-    study = runner.SDDStudy(config)
-    summary = study.run()
-    return config, study, summary
+    loop, summary = run_loop(config)
+    return config, loop, summary
 
 
 def test_rounds_and_exact_sparsity(finished):
     config, study, summary = finished
     rows = read_rounds(pathlib.Path(config.logdir))
-    targets = runner.round_targets(config)
+    targets = round_targets(config)
     assert [r["round"] for r in rows] == [0, 1, 2, 3] and targets == [0.0, 0.5, 0.75, 0.875]
     for row, target in zip(rows, targets):
         assert abs(row["pruned_params"] - target * row["prunable_params"]) <= 1   # within one weight
@@ -56,12 +66,12 @@ def test_rounds_and_exact_sparsity(finished):
 
 
 def test_masks_never_revived_and_weights_exactly_sparse(finished):
-    config, study, _ = finished
+    config, _, _ = finished
     previous = None
     for k in range(4):
-        study.ckpts.restore(pathlib.Path(config.logdir) / "checkpoints" / f"round-{k:03d}")
-        masks = tfmot_bridge.get_masks(study.model)
-        weights = tfmot_bridge.get_weights(study.model)
+        model = loading.load_round(config.logdir, k).model
+        masks = tfmot_bridge.get_masks(model)
+        weights = tfmot_bridge.get_weights(model)
         for key, m in masks.items():
             assert np.all(weights[key][m == 0] == 0)
             if previous is not None:
@@ -70,8 +80,8 @@ def test_masks_never_revived_and_weights_exactly_sparse(finished):
 
 
 def test_train_function_traced_once_for_all_rounds(finished):
-    _, study, _ = finished
-    assert study.model.train_function.experimental_get_tracing_count() == 1
+    _, loop, _ = finished
+    assert loop.a.model.train_function.experimental_get_tracing_count() == 1
 
 
 def test_study_directory_contents(finished):
@@ -93,16 +103,16 @@ def test_existing_study_refused_without_resume(finished):
     config, _, _ = finished
     before = (pathlib.Path(config.logdir) / "rounds.csv").read_text()
     with pytest.raises(ConfigError, match="already holds a study"):
-        runner.SDDStudy(config).run()
+        runner.run_study(config)
     with pytest.raises(ConfigError, match=r"settings differ.*--noise_rate"):
-        runner.SDDStudy(config.replace(resume=True, noise_rate=0.3)).run()
+        runner.run_study(config.replace(resume=True, noise_rate=0.3))
     assert (pathlib.Path(config.logdir) / "rounds.csv").read_text() == before
 
 
 def test_resume_of_finished_study_is_a_no_op(finished):
     config, _, _ = finished
     before = (pathlib.Path(config.logdir) / "rounds.csv").read_text()
-    summary = runner.SDDStudy(config.replace(resume=True)).run()
+    summary = runner.run_study(config.replace(resume=True))
     assert summary["rounds_done"] == 4
     assert (pathlib.Path(config.logdir) / "rounds.csv").read_text() == before
 
@@ -110,13 +120,13 @@ def test_resume_of_finished_study_is_a_no_op(finished):
 def test_gradual_frequency_refused_before_training(tmp_path):
     config = tiny(tmp_path, prune_method="tfmot_constant", prune_frequency=10_000)
     with pytest.raises(ConfigError, match="prune nothing at all"):
-        runner.SDDStudy(config).run()
+        runner.run_study(config)
     assert not (pathlib.Path(config.logdir) / "rounds.csv").exists()
 
 
 def test_gradual_tfmot_rounds_reach_their_targets(tmp_path):
     config = tiny(tmp_path, prune_method="tfmot_polynomial", prune_frequency=2, max_rounds=2)
-    runner.SDDStudy(config).run()
+    runner.run_study(config)
     rows = read_rounds(pathlib.Path(config.logdir))
     # tfmot prunes layer by layer, each layer to the target: the global share matches within a weight a layer.
     assert [round(r["sparsity"], 2) for r in rows] == [0.0, 0.5, 0.75]
@@ -169,7 +179,7 @@ def test_rewind_capture_equals_weights_at_step_k():
     a, _, _ = _wrapped()
     b, _, _ = _wrapped()
     captured = {}
-    cb = runner._RewindCapture(4, lambda snap: captured.update(snap))
+    cb = RewindCapture(4, lambda snap: captured.update(snap))
     a.fit(x, y, batch_size=6, epochs=1, shuffle=False, callbacks=[cb], verbose=0)   # 8 steps, capture at 4
     b.fit(x[:24], y[:24], batch_size=6, epochs=1, shuffle=False, verbose=0)          # exactly 4 steps
     for name, weights in snapshot(b).items():
@@ -179,10 +189,9 @@ def test_rewind_capture_equals_weights_at_step_k():
 
 def test_weight_rewind_study_restores_init(tmp_path):
     config = tiny(tmp_path, retrain="weight_rewind", max_rounds=1, epochs=2)
-    study = runner.SDDStudy(config)
-    study.run()
+    runner.run_study(config)
     init = runner._load_snapshot(pathlib.Path(config.logdir) / "rewind_weights.npz")
-    plain = models.build("fcn", (10,), 2, width=16, depth=1, seed=0)
+    plain = models.build("fcn", (10,), 2, width=16, depth=1, seed=seeds.derive(0, "init", 0))
     for layer in plain.layers:
         if layer.get_weights():
             for w, r in zip(layer.get_weights(), init[layer.name]):
@@ -255,16 +264,15 @@ def test_image_study_prunes_only_dense_layers(tmp_path):
     common = dict(dataset="npz", data_path=str(tmp_path / "d.npz"), augment="standard", model="vgg_like",
                   width=2, depth=2, epochs=1, batch_size=32, max_rounds=1, prune_only_dense=True)
     with pytest.raises(ConfigError, match="nothing to prune"):
-        runner.SDDStudy(tiny(tmp_path / "none", keep_output_dense=True, **common)).run()
+        runner.run_study(tiny(tmp_path / "none", keep_output_dense=True, **common))
     assert not (tmp_path / "none").exists()   # refused before anything was written
     config = tiny(tmp_path, **common)
-    study = runner.SDDStudy(config)
-    study.run()
+    loop, _ = run_loop(config)
     rows = read_rounds(pathlib.Path(config.logdir))
     assert set(rows[1]["per_layer_sparsity"]) == {"logits"}
-    masks = tfmot_bridge.get_masks(study.model)
+    masks = tfmot_bridge.get_masks(loop.a.student)
     assert list(masks) == ["logits/kernel"]
     assert rows[1]["prunable_params"] == masks["logits/kernel"].size
     assert rows[1]["pruned_params"] == round(0.5 * masks["logits/kernel"].size)
-    conv = [layer for layer in study.model.layers if "conv" in layer.name]
+    conv = [layer for layer in loop.a.student.layers if "conv" in layer.name]
     assert conv and all(np.count_nonzero(layer.get_weights()[0]) == layer.get_weights()[0].size for layer in conv)

@@ -1,7 +1,12 @@
-"""Keras callbacks for users' own training code on tfmot ``prune_low_magnitude``-wrapped models."""
+"""Keras callbacks for users' own training code (plain ``model.fit``, nothing else of the package needed).
+
+They hold no global state, reset in ``on_train_begin`` and never import the study configuration.
+"""
 import keras_sdd  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 
+from keras_sdd.callbacks.epoch_scalars import EpochScalars
 from keras_sdd.callbacks.pruning import IterativeMagnitudePruning
+from keras_sdd.callbacks.rewind import RewindCapture
 from keras_sdd.callbacks.sparsity import SparsityLogger
 
-__all__ = ["IterativeMagnitudePruning", "SparsityLogger"]
+__all__ = ["EpochScalars", "IterativeMagnitudePruning", "RewindCapture", "SparsityLogger"]

@@ -1,7 +1,8 @@
 """IterativeMagnitudePruning: IMP inside one ``model.fit`` on a user's ``prune_low_magnitude``-wrapped model.
 
-At the start of each listed epoch it removes ``prune_fraction`` of the remaining weights by global
-magnitude. The wrappers' own tfmot schedules are replaced by ``FixedMaskSchedule``: otherwise tfmot would
+At the start of each listed epoch it removes ``prune_fraction`` of the remaining weights with the given pruning
+method (global magnitude by default; any name of ``keras_sdd.pruning.PRUNING_METHODS`` that computes masks
+between rounds, or such a function). The wrappers' own tfmot schedules are replaced by ``FixedMaskSchedule``: otherwise tfmot would
 recompute masks on its own (e.g. ``ConstantSparsity(0.0, 0)`` resets them to all ones at step 100, reviving
 every pruned weight). The replacement is permanent (the originals are kept in ``original_schedules``), so
 later training keeps the masks.
@@ -10,12 +11,13 @@ from __future__ import annotations
 
 import keras_sdd  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 
-from typing import Dict, Iterable, Optional
+from typing import Callable, Dict, Iterable, Optional, Union
 
-import tensorflow as tf
 import tf_keras
+from absl import logging
 
 from keras_sdd.errors import ConfigError
+from keras_sdd.pruning.methods import is_gradual
 from keras_sdd.training.policy import reset_optimizer
 from keras_sdd.pruning.schedules import FixedMaskSchedule
 from keras_sdd.pruning.tfmot_bridge import (PruneScope, apply_masks, prune, set_pruning_step, set_schedule,
@@ -29,14 +31,24 @@ class IterativeMagnitudePruning(tf_keras.callbacks.Callback):
     Works on any model holding tfmot ``PruneLowMagnitude`` wrappers, with or without tfmot's
     ``UpdatePruningStep``. ``scope`` limits which wrapped layers are pruned. With ``restart_learning_rate``
     the optimizer's iteration count and slots are zeroed after each pruning. ``history`` maps each epoch to
-    the global sparsity it trained under.
+    the global sparsity it trained under. ``method``: a pruning-method name or a function
+    ``(weights, masks, target, seed) -> masks``; ``seed`` feeds random methods. State is reset in
+    ``on_train_begin``, so one instance can serve several ``fit`` calls. Progress goes to absl logging.
     """
 
     def __init__(self, prune_fraction: float = 0.2, prune_epochs: Optional[Iterable[int]] = None,
-                 scope: PruneScope = PruneScope(), restart_learning_rate: bool = False, verbose: int = 1):
+                 scope: PruneScope = PruneScope(), restart_learning_rate: bool = False, verbose: int = 1,
+                 method: Union[str, Callable] = "global_magnitude", seed: int = 0):
         super().__init__()
         if not 0.0 < prune_fraction < 1.0:
             raise ConfigError(f"prune_fraction must be in (0, 1), got {prune_fraction!r}")
+        if isinstance(method, str):
+            if is_gradual(method):
+                raise ConfigError(f"pruning method {method!r} prunes during training (tfmot schedule); "
+                                  "IterativeMagnitudePruning needs a between-round method")
+        elif not callable(method):
+            raise ConfigError(f"method must be a pruning-method name or a function, got {method!r}")
+        self.method, self.seed = method, int(seed)
         self.prune_fraction = float(prune_fraction)
         self.prune_epochs = None if prune_epochs is None else frozenset(int(e) for e in prune_epochs)
         if self.prune_epochs is not None and any(e < 0 for e in self.prune_epochs):
@@ -49,6 +61,8 @@ class IterativeMagnitudePruning(tf_keras.callbacks.Callback):
         self._nominal: Optional[float] = None
 
     def on_train_begin(self, logs=None):
+        self.history = {}
+        self._nominal = None
         all_wrappers = wrappers(self.model)
         if not wrappers(self.model, self.scope):
             raise ConfigError("IterativeMagnitudePruning needs a model with tfmot prune_low_magnitude wrappers "
@@ -72,13 +86,13 @@ class IterativeMagnitudePruning(tf_keras.callbacks.Callback):
                 self._nominal = current
             target = self._nominal + self.prune_fraction * (1.0 - self._nominal)
             self._nominal = target
-            report = prune(self.model, target, "global_magnitude", scope=self.scope)
+            report = prune(self.model, target, self.method, seed=self.seed + epoch, scope=self.scope)
             if self.restart_learning_rate and self.model.optimizer is not None:
                 reset_optimizer(self.model.optimizer)
             if self.verbose:
-                print(f"\nEpoch {epoch + 1}: IterativeMagnitudePruning: global sparsity "
-                      f"{current:.4f} -> {report.global_sparsity:.4f}"
-                      + (f" (collapsed: {', '.join(report.collapsed)})" if report.collapsed else ""))
+                logging.info("epoch %d: IterativeMagnitudePruning: global sparsity %.4f -> %.4f%s", epoch + 1,
+                             current, report.global_sparsity,
+                             f" (collapsed: {', '.join(report.collapsed)})" if report.collapsed else "")
         self.history[epoch] = sparsity_report(self.model, self.scope).global_sparsity
 
     def on_epoch_end(self, epoch, logs=None):

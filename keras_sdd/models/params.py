@@ -9,12 +9,14 @@ underlying layers, trainable or not (as Keras' ``count_params``; BatchNorm's mov
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, List
+from typing import Dict, Iterator, List, Tuple
 
 import keras_sdd  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 import numpy as np
 import tensorflow_model_optimization as tfmot
 import tf_keras
+
+from keras_sdd.errors import SDDError
 
 _CONV = (tf_keras.layers.Conv1D, tf_keras.layers.Conv2D, tf_keras.layers.Conv3D)
 
@@ -31,15 +33,41 @@ class ParamCount:
         return self.prunable / self.total if self.total else 0.0
 
 
-def underlying_layers(model: tf_keras.Model) -> Iterator[tf_keras.layers.Layer]:
-    """The model's layers in order, nested models flattened and wrappers (e.g. PruneLowMagnitude) unwrapped."""
+def unwrap(layer: tf_keras.layers.Layer) -> tf_keras.layers.Layer:
+    """The layer inside any wrappers (tfmot's PruneLowMagnitude is a ``tf_keras.layers.Wrapper``)."""
+    while isinstance(layer, tf_keras.layers.Wrapper):
+        layer = layer.layer
+    return layer
+
+
+def walk_layers(model: tf_keras.Model, prefix: str = "") -> Iterator[Tuple[str, tf_keras.layers.Layer]]:
+    """The one layer walker: ``(key, layer)`` for every non-model layer, in order, nested models flattened.
+
+    ``layer`` is the layer as it sits in the model (possibly a pruning wrapper: ``unwrap`` it for its own
+    weights). ``key`` is unique within the walk: the inner layer's name, prefixed by ``'<submodel>/'`` inside
+    nested models; a nested model whose name a sibling already used (a teacher and a student built from the
+    same zoo are both ``fcn``) is keyed ``'<name>#2'``, ``'#3'``... in order, so keys never collide. Plain and
+    wrapped copies of one model give the same keys. Pruning, snapshots and counts all key by it.
+    """
+    seen: Dict[str, int] = {}
+    keys = set()
     for layer in model.layers:
-        while isinstance(layer, tf_keras.layers.Wrapper):
-            layer = layer.layer
-        if isinstance(layer, tf_keras.Model):
-            yield from underlying_layers(layer)
-        else:
-            yield layer
+        inner = unwrap(layer)
+        if isinstance(inner, tf_keras.Model):
+            n = seen[inner.name] = seen.get(inner.name, 0) + 1
+            yield from walk_layers(inner, f"{prefix}{inner.name}{'' if n == 1 else f'#{n}'}/")
+            continue
+        key = prefix + inner.name
+        if key in keys:  # Keras keeps layer names unique within a model; a hand-assembled one may not
+            raise SDDError(f"two layers of {model.name} are both called {key!r}; give them distinct names")
+        keys.add(key)
+        yield key, layer
+
+
+def underlying_layers(model: tf_keras.Model) -> Iterator[tf_keras.layers.Layer]:
+    """The model's own layers in order (``walk_layers``, wrappers unwrapped)."""
+    for _, layer in walk_layers(model):
+        yield unwrap(layer)
 
 
 def layer_prunable_weights(layer: tf_keras.layers.Layer) -> list:

@@ -5,14 +5,15 @@ sees masked weights; the optimizer step that follows updates masked weights too 
 zero), so stored weights are exactly sparse only after ``apply_masks``. Masks live in the wrappers' own
 variables: assigning them changes no traced graph, so one wrapped, compiled model serves every IMP round
 without retracing its train function. Weights and masks are keyed ``'<layer>/<weight>'`` (e.g.
-``'dense_1/kernel'``), prefixed by ``'<submodel>/'`` inside nested models.
+``'dense_1/kernel'``), prefixed by ``'<submodel>/'`` inside nested models: the keys of
+``keras_sdd.models.params.walk_layers``, the one layer walker.
 """
 from __future__ import annotations
 
 import keras_sdd  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional
 
 import numpy as np
 import tf_keras
@@ -22,6 +23,7 @@ from tensorflow_model_optimization.python.core.sparsity.keras import prune_regis
 from tf_keras.src.layers.convolutional.base_conv import Conv
 
 from keras_sdd.errors import ConfigError
+from keras_sdd.models.params import unwrap, walk_layers
 from keras_sdd.pruning.fixed_mask_wrapper import FixedMaskPruneLowMagnitude
 from keras_sdd.pruning.methods import PRUNING_METHODS
 from keras_sdd.pruning.schedules import FixedMaskSchedule
@@ -54,22 +56,13 @@ class SparsityReport:
 # --- walking the model -------------------------------------------------------------------------------------
 
 
-def _walk(model: tf_keras.Model, prefix: str = "") -> Iterator[Tuple[str, tf_keras.layers.Layer]]:
-    """(name prefix, layer) for every non-model layer, recursing into nested models."""
-    for layer in model.layers:
-        if isinstance(layer, tf_keras.Model):
-            yield from _walk(layer, f"{prefix}{layer.name}/")
-        else:
-            yield prefix, layer
-
-
 def inner_layer(layer):
-    """The layer a PruneLowMagnitude wrapper holds (the layer itself when it is not wrapped)."""
-    return layer.layer if isinstance(layer, PruneLowMagnitude) else layer
+    """The layer a wrapper holds (the layer itself when it is not wrapped)."""
+    return unwrap(layer)
 
 
 def _output_dense(model) -> Optional[tf_keras.layers.Layer]:
-    dense = [inner_layer(layer) for _, layer in _walk(model) if isinstance(inner_layer(layer), tf_keras.layers.Dense)]
+    dense = [unwrap(layer) for _, layer in walk_layers(model) if isinstance(unwrap(layer), tf_keras.layers.Dense)]
     named = [d for d in dense if d.name == OUTPUT_LAYER_NAME]
     return named[0] if named else (dense[-1] if dense else None)
 
@@ -87,17 +80,16 @@ def wrappers(model: tf_keras.Model, scope: Optional[PruneScope] = None) -> List[
 
 def _scoped_wrappers(model, scope):
     output = _output_dense(model) if scope is not None else None
-    return [(prefix, layer) for prefix, layer in _walk(model)
+    return [(key, layer) for key, layer in walk_layers(model)
             if isinstance(layer, PruneLowMagnitude) and (scope is None or _in_scope(layer, scope, output))]
 
 
 def _entries(model, scope=None):
     """[(key, layer key, weight var, mask var)] for the pruned tensors, in model order."""
     out = []
-    for prefix, wrapper in _scoped_wrappers(model, scope):
+    for layer_key, wrapper in _scoped_wrappers(model, scope):
         if not wrapper.built:
             raise ConfigError(f"pruning wrapper {wrapper.name} is not built; build the model first")
-        layer_key = prefix + wrapper.layer.name
         for weight, mask, _ in wrapper.pruning_vars:
             short = weight.name.split(":")[0].split("/")[-1]
             out.append((f"{layer_key}/{short}", layer_key, weight, mask))
@@ -123,7 +115,7 @@ def wrap(model: tf_keras.Model, scope: PruneScope = PruneScope(), schedule=None)
         raise ConfigError(f"only Sequential and functional tf_keras models can be wrapped, got {type(model)}")
     if not model.built:
         raise ConfigError("build the model (give it an input shape) before wrapping it")
-    if any(isinstance(layer, PruneLowMagnitude) for _, layer in _walk(model)):
+    if any(isinstance(layer, PruneLowMagnitude) for _, layer in walk_layers(model)):
         raise ConfigError("the model already has pruning wrappers")
     schedule = FixedMaskSchedule() if schedule is None else schedule
     output = _output_dense(model)
@@ -137,10 +129,9 @@ def wrap(model: tf_keras.Model, scope: PruneScope = PruneScope(), schedule=None)
         return copy
 
     wrapped = tf_keras.models.clone_model(model, clone_function=clone)
-    originals = {prefix + layer.name: layer for prefix, layer in _walk(model)}
-    for prefix, layer in _walk(wrapped):
-        source = originals[prefix + inner_layer(layer).name]
-        inner_layer(layer).set_weights(source.get_weights())
+    originals = dict(walk_layers(model))
+    for key, layer in walk_layers(wrapped):
+        unwrap(layer).set_weights(originals[key].get_weights())
     set_pruning_step(wrapped, 0)
     return wrapped
 
@@ -244,13 +235,14 @@ def sparsity_report(model: tf_keras.Model, scope: Optional[PruneScope] = None) -
         prunable=prunable, collapsed=[k for k, (z, n) in per_layer_counts.items() if n and z == n])
 
 
-def prune(model: tf_keras.Model, target_sparsity: float, method: str = "global_magnitude", seed: int = 0,
+def prune(model: tf_keras.Model, target_sparsity: float, method="global_magnitude", seed: int = 0,
           scope: Optional[PruneScope] = None) -> SparsityReport:
-    """Compute new masks with ``method`` up to ``target_sparsity`` and assign them; warns on layer collapse.
+    """Compute new masks with ``method`` (a registered name, or a function ``(weights, masks, target, seed)``)
+    up to ``target_sparsity`` and assign them; warns on layer collapse.
 
     ``scope`` restricts pruning to some wrappers (default: all); the others keep their masks.
     """
-    fn = PRUNING_METHODS.get(method)
+    fn = PRUNING_METHODS.get(method) if isinstance(method, str) else method
     if getattr(fn, "gradual", False):
         raise ConfigError(f"pruning method {method!r} prunes during training; it has no between-round masks")
     new_masks = fn(get_weights(model, scope), get_masks(model, scope), target_sparsity, seed)

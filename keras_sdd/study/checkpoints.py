@@ -2,64 +2,100 @@
 
 A checkpoint holds the wrapped model (weights *and* masks), the optimizer state and the (round, epoch) it was
 taken at. ``latest.json`` names the newest complete checkpoint and is replaced atomically after the files are
-written, so a study killed while saving resumes from the previous one.
+written, so a study killed while saving resumes from the previous one. ``verify`` reads a checkpoint whole
+without restoring it, so a damaged file is found before a resume writes or trains anything.
 """
 from __future__ import annotations
 
 import json
 import pathlib
-import shutil
+from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import tensorflow as tf
 import tf_keras
 
+from keras_sdd.errors import ConfigError
+from keras_sdd.study import paths
 from keras_sdd.study.records import atomic_write_json
 
 
+@dataclass(frozen=True)
+class Pointer:
+    """What ``latest.json`` says: the newest checkpoint's prefix and the (round, epoch) it was taken at."""
+
+    prefix: pathlib.Path
+    round: int
+    epoch: int
+
+    @property
+    def is_round(self) -> bool:
+        return self.prefix.name.startswith("round-")
+
+
+def read_pointer(study_dir: paths.PathLike) -> Optional[Pointer]:
+    """Parses ``checkpoints/latest.json`` (None when absent); ConfigError when it is damaged."""
+    p = paths.StudyPaths(study_dir)
+    if not p.latest.exists():
+        return None
+    try:
+        d = json.loads(p.latest.read_text())
+        return Pointer(p.checkpoints / str(d["prefix"]), int(d["round"]), int(d["epoch"]))
+    except (ValueError, KeyError, TypeError, OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{p.latest} is damaged ({type(e).__name__}); it should name the latest checkpoint") \
+            from None
+
+
+def verify(prefix: pathlib.Path) -> None:
+    """Reads every tensor of the checkpoint at ``prefix``; ConfigError naming it when missing or damaged."""
+    if not pathlib.Path(f"{prefix}.index").is_file():
+        raise ConfigError(f"checkpoint {prefix} is missing (no {pathlib.Path(prefix).name}.index)")
+    try:
+        reader = tf.train.load_checkpoint(str(prefix))
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except (tf.errors.OpError, ValueError, OSError, IndexError, RuntimeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"checkpoint {prefix} is damaged: {first[:200]}") from None
+
+
 class StudyCheckpoints:
-    def __init__(self, study_dir: pathlib.Path, model: tf_keras.Model, optimizer):
-        self.dir = pathlib.Path(study_dir) / "checkpoints"
-        self.dir.mkdir(parents=True, exist_ok=True)
+    """Saves and restores one study's model, optimizer and (round, epoch) position."""
+
+    def __init__(self, study_dir: paths.PathLike, model: tf_keras.Model, optimizer):
+        self.paths = paths.StudyPaths(study_dir)
+        self.dir = self.paths.checkpoints
         self._round = tf.Variable(0, dtype=tf.int64, trainable=False)
         self._epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
         self._ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer, round=self._round, epoch=self._epoch)
-        self._pointer = self.dir / "latest.json"
 
-    def _write(self, name: str, round_index: int, epoch: int) -> pathlib.Path:
+    def _write(self, prefix: pathlib.Path, round_index: int, epoch: int) -> pathlib.Path:
         """Writes a checkpoint, points latest.json at it, then drops the previous epoch checkpoint."""
+        self.dir.mkdir(parents=True, exist_ok=True)
         self._round.assign(round_index)
         self._epoch.assign(epoch)
-        prefix = self.dir / name
         self._ckpt.write(str(prefix))
-        previous = self.latest_prefix()
-        atomic_write_json(self._pointer, {"prefix": prefix.name, "round": round_index, "epoch": epoch})
-        if previous is not None and previous != prefix and previous.name.startswith("epoch-"):
-            for f in self.dir.glob(previous.name + ".*"):
+        previous = read_pointer(self.paths.root)
+        atomic_write_json(self.paths.latest, {"prefix": prefix.name, "round": round_index, "epoch": epoch})
+        if previous is not None and previous.prefix != prefix and not previous.is_round:
+            for f in self.dir.glob(previous.prefix.name + ".*"):
                 f.unlink(missing_ok=True)
         return prefix
 
     def save_latest(self, round_index: int, epoch: int) -> pathlib.Path:
         """Saves the state after ``epoch`` epochs of round ``round_index`` (replacing the previous such one)."""
-        return self._write(f"epoch-r{round_index:03d}-e{epoch:04d}", round_index, epoch)
+        return self._write(self.paths.epoch_checkpoint(round_index, epoch), round_index, epoch)
 
     def save_round(self, round_index: int, epochs: int) -> pathlib.Path:
         """The permanent checkpoint of a trained round (masks applied); it is also the latest one."""
-        return self._write(f"round-{round_index:03d}", round_index, epochs)
-
-    def latest_prefix(self) -> Optional[pathlib.Path]:
-        if not self._pointer.exists():
-            return None
-        return self.dir / json.loads(self._pointer.read_text())["prefix"]
+        return self._write(self.paths.round_checkpoint(round_index), round_index, epochs)
 
     def restore(self, prefix: pathlib.Path) -> Tuple[int, int]:
         """Restores model, masks and optimizer; returns (round, epoch) of the checkpoint."""
         self._ckpt.read(str(prefix)).assert_existing_objects_matched().expect_partial()
         return int(self._round.numpy()), int(self._epoch.numpy())
 
-    def restore_latest(self) -> Optional[Tuple[int, int]]:
-        prefix = self.latest_prefix()
-        return None if prefix is None else self.restore(prefix)
 
-    def remove_all(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
+def restore_model(model: tf_keras.Model, prefix: pathlib.Path) -> None:
+    """Restores only the model (weights and masks) of a study checkpoint; the optimizer state is skipped."""
+    tf.train.Checkpoint(model=model).read(str(prefix)).expect_partial().assert_existing_objects_matched()

@@ -7,6 +7,7 @@ import numpy as np
 
 
 def logits_of(model, bundle, split: str, batch_size: int) -> np.ndarray:
+    """The model's logits on a split, in stored order, without augmentation."""
     return model.predict(bundle.inputs_dataset(split, batch_size), verbose=0)
 
 
@@ -22,14 +23,18 @@ def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.argmax(logits, axis=1) == labels))
 
 
-def split_metrics(model, bundle, split: str, batch_size: int) -> Dict[str, float]:
-    """{noisy,clean}_{accuracy,loss}, and for noisy training data the share of noisy labels the model fits."""
-    data = bundle.split(split)
-    logits = logits_of(model, bundle, split, batch_size)
+def metrics_of(logits: np.ndarray, split) -> Dict[str, float]:
+    """{noisy,clean}_{accuracy,loss} of logits on a split, and for noisy training data the share of noisy labels
+    the model fits."""
     out = {
-        "noisy_accuracy": accuracy(logits, data.y), "noisy_loss": cross_entropy(logits, data.y),
-        "clean_accuracy": accuracy(logits, data.y_clean), "clean_loss": cross_entropy(logits, data.y_clean),
+        "noisy_accuracy": accuracy(logits, split.y), "noisy_loss": cross_entropy(logits, split.y),
+        "clean_accuracy": accuracy(logits, split.y_clean), "clean_loss": cross_entropy(logits, split.y_clean),
     }
-    noisy = data.is_noisy
-    out["memorized_fraction"] = accuracy(logits[noisy], data.y[noisy]) if noisy.any() else float("nan")
+    noisy = split.is_noisy
+    out["memorized_fraction"] = accuracy(logits[noisy], split.y[noisy]) if noisy.any() else float("nan")
     return out
+
+
+def split_metrics(model, bundle, split: str, batch_size: int) -> Dict[str, float]:
+    """``metrics_of`` the model's logits on ``split``."""
+    return metrics_of(logits_of(model, bundle, split, batch_size), bundle.split(split))

@@ -1,29 +1,69 @@
-"""What a study writes: ``rounds.csv`` (one row per finished round) and ``summary.json``, both atomically.
+"""What a study records: the round row (defined once, here), ``rounds.csv`` and ``summary.json``.
 
-Every write goes to a temporary file in the same folder and is moved into place with ``os.replace``, so an
-interrupted study never leaves a half-written row, and a resumed study appends to exactly what was finished.
+``COLUMNS`` is the single definition of a round row: the CSV header, the TensorBoard per-round scalars, the
+curve and ``read_rounds`` all derive from it, so a new per-round number is one line here. Every write goes to a
+temporary file in the same folder and is moved into place with ``os.replace``: an interrupted study never leaves
+a half-written row, and a resumed study appends to exactly what was finished. A study written by an older
+version (fewer columns) keeps its own header when resumed; ``read_rounds`` fills the columns it lacks with
+``None``.
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
+import math
 import os
 import pathlib
-from typing import Any, Dict, List
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence
 
-#: The columns of rounds.csv, in order.
-ROUND_FIELDS = [
-    "round", "target_sparsity", "sparsity", "remaining_params", "pruned_params", "prunable_params",
-    "total_params", "collapsed_layers", "epochs",
-    "train_noisy_accuracy", "train_noisy_loss", "train_clean_accuracy", "train_clean_loss",
-    "memorized_fraction",
-    "val_accuracy", "val_loss", "val_clean_accuracy",
-    "test_accuracy", "test_loss",
-    "wall_time_s", "per_layer_sparsity",
-]
-#: Columns that measure time, not results: they differ between two runs of the same study.
-TIME_FIELDS = ("wall_time_s",)
+from keras_sdd.errors import ConfigError
+from keras_sdd.study import paths
+
+
+@dataclass(frozen=True)
+class Column:
+    """One field of the round row. ``kind``: 'int', 'float', 'str' or 'json'; ``scalar``: logged to TensorBoard
+    per round; ``timing``: measures the run, not the result (differs between two runs of one study)."""
+
+    name: str
+    kind: str
+    doc: str
+    scalar: bool = False
+    timing: bool = False
+
+
+COLUMNS: Sequence[Column] = (
+    Column("round", "int", "IMP round (0 = dense)"),
+    Column("target_sparsity", "float", "sparsity the round aimed at"),
+    Column("sparsity", "float", "global sparsity of the masks", scalar=True),
+    Column("remaining_params", "int", "all parameters minus pruned ones"),
+    Column("pruned_params", "int", "weights removed by the masks"),
+    Column("prunable_params", "int", "weights in pruning scope"),
+    Column("total_params", "int", "all parameters of the model"),
+    Column("collapsed_layers", "json", "layers pruned to 100 %"),
+    Column("epochs", "int", "epochs trained in the round"),
+    Column("train_noisy_accuracy", "float", "train accuracy vs the (noisy) training labels", scalar=True),
+    Column("train_noisy_loss", "float", "train cross-entropy vs the training labels", scalar=True),
+    Column("train_clean_accuracy", "float", "train accuracy vs the true labels", scalar=True),
+    Column("train_clean_loss", "float", "train cross-entropy vs the true labels"),
+    Column("memorized_fraction", "float", "share of noisy training labels the model fits", scalar=True),
+    Column("val_accuracy", "float", "validation accuracy (noisy labels, held out)", scalar=True),
+    Column("val_loss", "float", "validation cross-entropy (noisy labels)"),
+    Column("val_clean_accuracy", "float", "validation accuracy vs the true labels"),
+    Column("test_accuracy", "float", "test accuracy (clean labels)", scalar=True),
+    Column("test_loss", "float", "test cross-entropy (clean labels)", scalar=True),
+    Column("wall_time_s", "float", "wall time of the round", timing=True),
+    Column("per_layer_sparsity", "json", "sparsity of each pruned layer"),
+)
+
+NAMES: List[str] = [c.name for c in COLUMNS]
+BY_NAME: Dict[str, Column] = {c.name: c for c in COLUMNS}
+#: Columns that measure time, not results.
+TIME_FIELDS = tuple(c.name for c in COLUMNS if c.timing)
+#: Columns logged to TensorBoard once per round.
+SCALARS = tuple(c.name for c in COLUMNS if c.scalar)
 
 
 def atomic_write_text(path: pathlib.Path, text: str) -> None:
@@ -41,18 +81,47 @@ def atomic_write_json(path: pathlib.Path, obj: Any) -> None:
 
 
 def _format(value: Any) -> str:
+    if value is None:
+        return ""
     if isinstance(value, float):
         return repr(value)
-    if isinstance(value, (dict, list)):
+    if isinstance(value, (dict, list, tuple)):
         return json.dumps(value, sort_keys=True)
     return str(value)
 
 
+def parse_value(name: str, text: Optional[str]) -> Any:
+    """One CSV cell as the Python value its column holds (unknown columns: float if possible, else text)."""
+    column = BY_NAME.get(name)
+    kind = column.kind if column else None
+    if text is None or (text == "" and kind != "str"):
+        return None
+    if kind == "json":
+        return json.loads(text)
+    if kind == "int":
+        return int(text)
+    if kind == "str":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        if kind == "float":
+            raise
+        return text
+
+
 class RoundRecords:
-    """rounds.csv of one study directory."""
+    """``rounds.csv`` of one study directory."""
 
     def __init__(self, study_dir: pathlib.Path):
-        self.path = pathlib.Path(study_dir) / "rounds.csv"
+        self.path = paths.StudyPaths(study_dir).rounds
+
+    def header(self) -> Optional[List[str]]:
+        """The file's own header (None: no file yet)."""
+        if not self.path.exists():
+            return None
+        with open(self.path, newline="", encoding="utf-8") as f:
+            return next(csv.reader(f), None)
 
     def rows(self) -> List[Dict[str, str]]:
         if not self.path.exists():
@@ -63,32 +132,65 @@ class RoundRecords:
     def done(self) -> List[int]:
         return [int(r["round"]) for r in self.rows()]
 
+    def check(self) -> List[Dict[str, Any]]:
+        """Parses the whole file, raising ConfigError naming the file and line of anything damaged (a truncated
+        last row, a cell that is not a number, rounds out of order). Returns the parsed rows."""
+        if not self.path.exists():
+            return []
+        try:
+            text = self.path.read_text(encoding="utf-8")
+            reader = csv.reader(io.StringIO(text, newline=""))
+            header = next(reader, None)
+            lines = list(reader)
+        except (OSError, UnicodeDecodeError, csv.Error) as e:
+            raise ConfigError(f"{self.path} cannot be read: {e}") from None
+        if text and not text.endswith("\n"):  # every row is written whole, newline included
+            raise ConfigError(f"{self.path}: its last row is truncated (no line end); the file is damaged")
+        if not header or "round" not in header:
+            raise ConfigError(f"{self.path} has no valid header (damaged rounds.csv)")
+        out = []
+        for i, cells in enumerate(lines, start=2):
+            if len(cells) != len(header):
+                raise ConfigError(f"{self.path} line {i} has {len(cells)} of {len(header)} fields "
+                                  "(a truncated or damaged row)")
+            try:
+                row = {k: parse_value(k, v) for k, v in zip(header, cells)}
+            except (ValueError, TypeError) as e:
+                raise ConfigError(f"{self.path} line {i} cannot be parsed ({e})") from None
+            if row["round"] != len(out):
+                raise ConfigError(f"{self.path} line {i} records round {row['round']} where round {len(out)} "
+                                  "was expected")
+            out.append(row)
+        return out
+
     def append(self, row: Dict[str, Any]) -> None:
-        missing = [k for k in ROUND_FIELDS if k not in row]
+        """Appends one round row; the file's existing header (an older study's columns) is kept."""
+        missing = [k for k in NAMES if k not in row]
         if missing:
             raise ValueError(f"round row lacks {missing}")
         if int(row["round"]) in self.done():
             raise ValueError(f"round {row['round']} is already recorded in {self.path}")
+        header = self.header() or NAMES
         old = self.path.read_text(encoding="utf-8") if self.path.exists() else ""
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=ROUND_FIELDS, lineterminator="\n")
+        writer = csv.DictWriter(buf, fieldnames=header, lineterminator="\n", extrasaction="ignore")
         if not old:
             writer.writeheader()
-        writer.writerow({k: _format(row[k]) for k in ROUND_FIELDS})
+        writer.writerow({k: _format(row.get(k)) for k in header})
         atomic_write_text(self.path, old + buf.getvalue())
 
 
 def read_rounds(study_dir: pathlib.Path) -> List[Dict[str, Any]]:
-    """rounds.csv parsed into numbers (ints, floats, lists/dicts for the JSON columns)."""
+    """rounds.csv parsed into Python values; every column of ``COLUMNS`` is present (None where the study was
+    written without it), plus any extra columns the file holds."""
     out = []
     for r in RoundRecords(study_dir).rows():
-        parsed: Dict[str, Any] = {}
-        for k, v in r.items():
-            if k in ("collapsed_layers", "per_layer_sparsity"):
-                parsed[k] = json.loads(v) if v else None
-            elif k in ("round", "epochs", "remaining_params", "pruned_params", "prunable_params", "total_params"):
-                parsed[k] = int(v)
-            else:
-                parsed[k] = float(v) if v not in ("", "nan") else float("nan")
+        parsed = {name: None for name in NAMES}
+        parsed.update({k: parse_value(k, v) for k, v in r.items()})
         out.append(parsed)
     return out
+
+
+def is_number(value: Any) -> bool:
+    """True for a finite or infinite real number (not None, not NaN)."""
+    return isinstance(value, (int, float)) and not (isinstance(value, float) and math.isnan(value))

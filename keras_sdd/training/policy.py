@@ -7,12 +7,13 @@ whole study. The schedule's ``override`` variable switches to a constant learnin
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import tensorflow as tf
 import tf_keras
 
-from keras_sdd.config import StudyConfig
+if TYPE_CHECKING:  # the callbacks use this module; they must not pull in the study config
+    from keras_sdd.config import StudyConfig
 
 
 class RoundSchedule(tf_keras.optimizers.schedules.LearningRateSchedule):
@@ -57,12 +58,12 @@ class RoundSchedule(tf_keras.optimizers.schedules.LearningRateSchedule):
                     epochs=self.epochs, milestones=list(self.milestones), gamma=self.gamma)
 
 
-def make_schedule(config: StudyConfig, steps_per_epoch: int) -> RoundSchedule:
+def make_schedule(config: "StudyConfig", steps_per_epoch: int) -> RoundSchedule:
     return RoundSchedule(config.lr_schedule, config.learning_rate, steps_per_epoch, config.epochs,
                          config.milestones, config.lr_gamma)
 
 
-def make_optimizer(config: StudyConfig, schedule: RoundSchedule) -> tf_keras.optimizers.Optimizer:
+def make_optimizer(config: "StudyConfig", schedule: RoundSchedule) -> tf_keras.optimizers.Optimizer:
     """SGD with momentum, Adam or AdamW, driven by ``schedule``."""
     if config.optimizer == "sgd":
         return tf_keras.optimizers.SGD(schedule, momentum=config.momentum)

@@ -14,30 +14,30 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 import tf_keras
 
-from keras_sdd.models.params import underlying_layers
+from keras_sdd.models.params import unwrap, walk_layers
 from keras_sdd.pruning import tfmot_bridge
 from keras_sdd.training.policy import RoundSchedule, reset_optimizer
 
-#: layer name -> that layer's own weights (kernel, bias, BatchNorm statistics...), without tfmot's variables.
+#: layer key (``walk_layers``) -> that layer's own weights (kernel, bias, BatchNorm statistics...), without tfmot's variables.
 Snapshot = Dict[str, List[np.ndarray]]
 
 
 def snapshot(model: tf_keras.Model) -> Snapshot:
-    """A copy of every layer's own weights, keyed by layer name; wrappers are looked through and nested models
-    flattened (``models.params.underlying_layers``), so plain and wrapped models give the same snapshot."""
+    """A copy of every layer's own weights, keyed by ``walk_layers`` keys (unique, also for a teacher and a
+    student of the same zoo); wrappers are looked through, so plain and wrapped models give the same snapshot."""
     snap: Snapshot = {}
-    for layer in underlying_layers(model):
-        weights = layer.get_weights()
+    for key, layer in walk_layers(model):
+        weights = unwrap(layer).get_weights()
         if weights:
-            snap[layer.name] = [np.array(w, copy=True) for w in weights]
+            snap[key] = [np.array(w, copy=True) for w in weights]
     return snap
 
 
 def restore(model: tf_keras.Model, snap: Snapshot) -> None:
-    """Writes a snapshot back (by layer name) and re-applies the masks, so pruned weights stay zero."""
-    for layer in underlying_layers(model):
-        if layer.name in snap:
-            layer.set_weights(snap[layer.name])
+    """Writes a snapshot back (by layer key) and re-applies the masks, so pruned weights stay zero."""
+    for key, layer in walk_layers(model):
+        if key in snap:
+            unwrap(layer).set_weights(snap[key])
     tfmot_bridge.apply_masks(model)
 
 

@@ -1,0 +1,170 @@
+"""The assembly seam: from a StudyConfig to data + wrapped model + optimizer + schedule, compiled. No globals.
+
+``assemble`` touches no process state (seeds, threads, determinism belong to ``keras_sdd.process``) and may
+run inside a ``tf.distribute`` strategy scope. The study kinds and ``load_round`` build through it, so a study
+and its reloaded rounds are the same model. Everything a round loop needs but cannot change lives here.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import List, Optional
+
+import numpy as np
+import tf_keras
+
+from keras_sdd import data, models, seeds
+from keras_sdd.config import StudyConfig
+from keras_sdd.errors import ConfigError
+from keras_sdd.models.params import ParamCount
+from keras_sdd.pruning import masks as mask_lib
+from keras_sdd.pruning import methods, tfmot_bridge
+from keras_sdd.training import policy
+from keras_sdd.training.retrain import Retrainer, Snapshot, snapshot
+
+
+def round_targets(config: StudyConfig) -> List[float]:
+    """Target global sparsity of every round, round 0 (dense) included."""
+    targets = mask_lib.round_targets(config.prune_fraction, config.final_sparsity)
+    if config.max_rounds:
+        targets = targets[: config.max_rounds]
+    return [0.0] + targets
+
+
+def build_student(config: StudyConfig, input_shape, num_classes: int, round_index: int = 0) -> tf_keras.Model:
+    """The study's plain (unwrapped) model; round k > 0 gives the fresh draw of ``--retrain=scratch``."""
+    return models.build(config.model, input_shape, num_classes,
+                        **{**config.model_options(), "seed": seeds.derive(config.seed, "init", round_index)})
+
+
+def wrap_student(config: StudyConfig, plain: tf_keras.Model) -> tf_keras.Model:
+    """The plain model with tfmot pruning wrappers on the layers in the study's pruning scope."""
+    scope = tfmot_bridge.PruneScope(only_dense=config.prune_only_dense, keep_output_dense=config.keep_output_dense)
+    wrapped = tfmot_bridge.wrap(plain, scope)
+    if not tfmot_bridge.wrappers(wrapped):
+        raise ConfigError(f"nothing to prune: {config.model} has no Dense/Conv layer left in scope with "
+                          f"--prune_only_dense={config.prune_only_dense} "
+                          f"--keep_output_dense={config.keep_output_dense}")
+    return wrapped
+
+
+def reachable_steps(steps_per_epoch: int, steps_per_execution: int, epochs: int) -> List[int]:
+    """Optimizer steps after which Keras hands control back to callbacks: every ``steps_per_execution`` steps
+    inside an epoch and at each epoch's end (step 0 is the initialisation)."""
+    out = {0}
+    for e in range(epochs):
+        base = e * steps_per_epoch
+        out.update(base + j for j in range(steps_per_execution, steps_per_epoch, steps_per_execution))
+        out.add(base + steps_per_epoch)
+    return sorted(out)
+
+
+def check_rewind_step(config: StudyConfig, steps_per_epoch: int) -> None:
+    """Refuses, before anything runs, a ``--rewind_step`` the dense run never reaches or cannot capture exactly."""
+    if config.retrain != "weight_rewind":
+        return
+    total = steps_per_epoch * config.epochs
+    k = config.rewind_step
+    if k > total:
+        raise ConfigError(f"--rewind_step={k} is beyond the {total} steps of the dense run "
+                          f"({config.epochs} epochs × {steps_per_epoch} steps)")
+    valid = reachable_steps(steps_per_epoch, config.steps_per_execution, config.epochs)
+    if k not in valid:
+        i = int(np.searchsorted(valid, k))
+        near = sorted({valid[max(i - 1, 0)], valid[min(i, len(valid) - 1)]})
+        raise ConfigError(f"--rewind_step={k} cannot be captured exactly with --steps_per_execution="
+                          f"{config.steps_per_execution}; nearest valid values: {', '.join(map(str, near))} "
+                          "(or use --steps_per_execution=1)")
+
+
+@dataclass
+class Assembly:
+    """What one study trains. ``student``: the wrapped model that is pruned, checkpointed and evaluated;
+    ``model``: what ``fit`` trains (the student, or a DistillationModel around it)."""
+
+    config: StudyConfig
+    bundle: data.DataBundle
+    student: tf_keras.Model
+    model: tf_keras.Model
+    optimizer: tf_keras.optimizers.Optimizer
+    schedule: policy.RoundSchedule
+    params: ParamCount
+    steps_per_epoch: int
+    gradual: bool
+    teacher_logits: Optional[np.ndarray] = None   # cached per training example, when the pipeline allows it
+
+    def fresh_init(self, round_index: int) -> Snapshot:
+        info = self.bundle.info
+        return snapshot(build_student(self.config, info.input_shape, info.num_classes, round_index))
+
+    def retrainer(self) -> Retrainer:
+        c = self.config
+        return Retrainer(c.retrain, optimizer=self.optimizer, schedule=self.schedule, finetune_lr=c.finetune_lr,
+                         rewind={}, fresh_init=self.fresh_init)
+
+    def train_dataset(self, round_index: int, initial_epoch: int, epochs: int):
+        """Round k's training stream: order and augmentation a pure function of (seed, k, epoch)."""
+        kwargs = {}
+        if self.teacher_logits is not None:
+            kwargs["targets_extra"] = self.teacher_logits
+        return self.bundle.train_dataset(self.config.batch_size, seed=seeds.derive(self.config.seed, "shuffle",
+                                                                                   round_index),
+                                         initial_epoch=initial_epoch, epochs=epochs, **kwargs)
+
+    def gradual_steps(self, epochs: int) -> int:
+        """tfmot's gradual methods prune during the first half of a round, then train at the reached sparsity."""
+        return max(1, self.steps_per_epoch * epochs // 2)
+
+
+def assemble(config: StudyConfig, *, teacher: Optional[tf_keras.Model] = None, strategy=None,
+             bundle: Optional[data.DataBundle] = None) -> Assembly:
+    """Loads the data (unless ``bundle`` is given), builds and wraps the model, makes the optimizer and schedule,
+    adds the ℓ2 penalty and compiles — for distillation from ``teacher`` when one is given. Refuses, before
+    anything is written, what only the data can reveal (rewind steps, tfmot frequencies, empty scopes)."""
+    c = config
+    gradual = methods.is_gradual(c.prune_method)
+    if gradual and c.retrain in ("weight_rewind", "scratch"):
+        raise ConfigError(f"--prune_method={c.prune_method} prunes during training; it works with "
+                          "--retrain=lr_rewind or finetune, not with rewinding or re-initialising weights")
+    bundle = bundle or data.load(c.dataset, **c.data_options())
+    info = bundle.info
+    steps_per_epoch = bundle.steps_per_epoch(c.batch_size)
+    check_rewind_step(c, steps_per_epoch)
+    if gradual:
+        steps = max(1, steps_per_epoch * c.round_epochs // 2)
+        if c.prune_frequency > steps:
+            raise ConfigError(f"--prune_frequency={c.prune_frequency} exceeds the {steps} steps over which a "
+                              "round prunes (the first half of its training): tfmot would prune nothing at "
+                              "all; lower it")
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    with scope:
+        student = wrap_student(c, build_student(c, info.input_shape, info.num_classes))
+        schedule = policy.make_schedule(c, steps_per_epoch)
+        optimizer = policy.make_optimizer(c, schedule)
+        policy.add_l2_penalty(student, c.l2, models.prunable_weights(student))
+        metrics = [tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        cached = None
+        if teacher is None:
+            model = student
+            model.compile(optimizer=optimizer,
+                          loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                          metrics=metrics, steps_per_execution=c.steps_per_execution)
+        else:
+            from keras_sdd import distillation
+
+            model = distillation.DistillationModel(student, teacher, alpha=c.kd_alpha,
+                                                   temperature=c.kd_temperature)
+            model.compile(optimizer=optimizer, metrics=metrics, steps_per_execution=c.steps_per_execution)
+            if bundle.augment == "none":
+                cached = distillation.teacher_logits(teacher, bundle.inputs_dataset("train", max(c.batch_size, 256)))
+        optimizer.build(student.trainable_variables)
+    return Assembly(c, bundle, student, model, optimizer, schedule, models.count_params(student),
+                    steps_per_epoch, gradual, cached)
+
+
+def epochs_of_round(config: StudyConfig, round_index: int) -> int:
+    return config.epochs if round_index == 0 else config.round_epochs
+
+
+__all__ = ["Assembly", "assemble", "round_targets", "build_student", "wrap_student", "check_rewind_step",
+           "reachable_steps", "epochs_of_round"]
