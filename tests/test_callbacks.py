@@ -118,3 +118,29 @@ def test_callback_refuses_unwrapped_model():
         model.fit(x, y.astype(np.float32), epochs=1, verbose=0, callbacks=[IterativeMagnitudePruning()])
     with pytest.raises(ConfigError):
         IterativeMagnitudePruning(prune_fraction=1.0)
+
+
+def test_callback_is_reusable_and_takes_a_method(capsys):
+    """One instance serves two fits (state reset in on_train_begin); the method is an argument; nothing printed."""
+    model = B.wrap(small_model())
+    model.compile(tf_keras.optimizers.SGD(0.05), tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x, y = xy()
+    imp = IterativeMagnitudePruning(0.5, prune_epochs=[1], method="random", seed=3)
+    model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[imp])
+    assert [round(imp.history[e], 4) for e in range(2)] == [0.0, 0.5]
+    first = B.get_masks(model)
+    model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[imp])
+    assert [round(imp.history[e], 4) for e in range(2)] == [0.5, 0.75]   # history reset, pruning continues
+    for key, m in B.get_masks(model).items():
+        assert np.all(m <= first[key])
+    assert capsys.readouterr().out == ""
+    with pytest.raises(ConfigError, match="between-round method"):
+        IterativeMagnitudePruning(method="tfmot_constant")
+
+
+def test_callbacks_package_never_imports_the_study_config():
+    code = ("import sys, keras_sdd.callbacks as c; "
+            "print(sorted(m for m in sys.modules if m in ('keras_sdd.config', 'keras_sdd.study.runner')))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-1000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
