@@ -140,3 +140,23 @@ def test_app_refusal_is_one_line_exit_2_and_resumes_are_numbered(copy):
         f"error: {root / 'checkpoints' / 'latest.json'} is damaged (JSONDecodeError); it should name the latest "
         "checkpoint"]
     assert digest(root) == before
+
+
+def _events(root: pathlib.Path):
+    """Sorted (run, tag, step) of every TensorBoard event under root/tensorboard."""
+    import tensorflow as tf
+
+    out = []
+    for path in (root / "tensorboard").rglob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            out += [(path.parent.name, v.tag, event.step) for v in event.summary.value]
+    return sorted(out)
+
+
+def test_resumed_tensorboard_matches_uninterrupted(copy, interrupted):
+    runner.run_study(copy)
+    full = _events(pathlib.Path(interrupted[0].logdir))
+    assert _events(pathlib.Path(copy.logdir)) == full        # same tags and steps, no duplicates, no gaps
+    assert sum(1 for run, tag, _ in full if tag == "sdd_curve") == 1
+    resumed = sorted(p.name for p in pathlib.Path(copy.logdir).glob("flags*.txt"))
+    assert resumed == []                                      # library calls without record files write none
