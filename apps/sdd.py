@@ -176,10 +176,13 @@ def teacher_config(path: str, logdir: str) -> StudyConfig:
     """The StudyConfig of a teacher flagfile, with its study directory set to the --teacher directory."""
     fv = copy.deepcopy(FLAGS)
     fv.unparse_flags()
+    verbosity = logging.get_verbosity()  # absl's --verbosity flag sets the process's level when parsed
     try:
         fv([sys.argv[0], f"--flagfile={path}", f"--logdir={logdir}"])
     except flags.Error as e:
         raise ConfigError(f"--teacher_flagfile={path}: {e}") from None
+    finally:
+        logging.set_verbosity(verbosity)
     return config_lib.validate(config_from_flags(fv))
 
 

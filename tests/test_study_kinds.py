@@ -66,3 +66,84 @@ def test_l2_refusals(tmp_path):
     with pytest.raises(ConfigError, match="--study=l2 needs --l2_values"):
         runner.run_study(config.replace(l2_values=()))
     assert not (tmp_path / "x").exists()
+
+
+# --- distillation ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def teacher_study(tmp_path_factory):
+    config = StudyConfig(**{**TINY, "logdir": str(tmp_path_factory.mktemp("t") / "teacher"), "width": 32})
+    runner.run_study(config)
+    return pathlib.Path(config.logdir)
+
+
+def _kd(tmp_path, teacher, **changes):
+    return StudyConfig(**{**TINY, "study": "kd", "teacher": teacher, "logdir": str(tmp_path / "kd"), **changes})
+
+
+@pytest.mark.parametrize("select, want_round", [("", 0), (":best", None), (":round=2", 2)])
+def test_kd_study_from_each_teacher_source(tmp_path, teacher_study, select, want_round):
+    summary = runner.run_study(_kd(tmp_path, f"{teacher_study}{select}"))
+    teacher_rows = read_rounds(teacher_study)
+    if want_round is None:
+        vals = [r["val_accuracy"] for r in teacher_rows]
+        want_round = vals.index(max(vals))
+    info = summary["teacher"]
+    assert info["round"] == want_round and info["source"] == str(teacher_study)
+    assert info["test_accuracy"] == teacher_rows[want_round]["test_accuracy"]
+    rows = read_rounds(pathlib.Path(tmp_path / "kd"))
+    assert [r["round"] for r in rows] == [0, 1, 2] and summary["complete"]
+    assert [round(r["sparsity"], 3) for r in rows] == [0.0, 0.5, 0.75]      # pruning is exact under distillation
+    assert json.loads((tmp_path / "kd" / "summary.json").read_text())["teacher"] == info
+
+
+def test_kd_teacher_from_a_saved_model_file(tmp_path, teacher_study):
+    from keras_sdd.study import loading
+
+    model = loading.load_round(teacher_study, 1, strip=True).model
+    model.save(tmp_path / "teacher.keras")
+    summary = runner.run_study(_kd(tmp_path, str(tmp_path / "teacher.keras"), max_rounds=1))
+    assert summary["teacher"]["selected"] == "model file" and summary["complete"]
+
+
+@pytest.mark.parametrize("teacher, message", [
+    ("{d}/nothing", r"does not exist"),
+    ("{d}/teacher:round=9", r"has no round 9"),
+    ("{d}/bad.keras", r"cannot load a Keras model"),
+    ("{d}/folder:best", r"is not a study directory"),
+    ("{d}/wide:best", r"teacher takes inputs of shape \(12,\) but the student's data has shape \(10,\)"),
+])
+def test_kd_bad_teacher_refused_before_anything_is_written(tmp_path, teacher_study, teacher, message):
+    d = tmp_path / "src"
+    d.mkdir()
+    import shutil
+
+    shutil.copytree(teacher_study, d / "teacher")
+    (d / "bad.keras").write_bytes(b"not a model")
+    (d / "folder").mkdir()
+    runner.run_study(StudyConfig(**{**TINY, "gmm_dim": 12, "max_rounds": 1, "logdir": str(d / "wide")}))
+    with pytest.raises(ConfigError, match=message):
+        runner.run_study(_kd(tmp_path, teacher.format(d=d)))
+    assert not (tmp_path / "kd").exists()
+
+
+def test_teacher_flagfile_runs_the_teacher_study_first_then_is_idempotent(tmp_path):
+    import subprocess
+    import sys
+
+    repo = pathlib.Path(__file__).resolve().parents[1]
+    flags = [f"--{k}={v}" for k, v in {**TINY, "max_rounds": 1}.items()]
+    (tmp_path / "teacher.flags").write_text("\n".join(flags + ["--width=24"]) + "\n")
+    kd = flags + [f"--logdir={tmp_path / 'kd'}", "--study=kd", f"--teacher={tmp_path / 'teacher'}:best",
+                  f"--teacher_flagfile={tmp_path / 'teacher.flags'}"]
+    app = [sys.executable, "-m", "apps.sdd"]
+    done = subprocess.run(app + kd, cwd=repo, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads((tmp_path / "teacher" / "summary.json").read_text())["complete"]
+    assert json.loads((tmp_path / "teacher" / "config.json").read_text())["width"] == 24
+    summary = json.loads((tmp_path / "kd" / "summary.json").read_text())
+    assert summary["complete"] and summary["teacher"]["source"] == str(tmp_path / "teacher")
+    again = subprocess.run(app + kd + ["--resume"], cwd=repo, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "already complete" in again.stderr

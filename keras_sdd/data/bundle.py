@@ -151,11 +151,13 @@ class DataBundle:
 
     # ------------------------------------------------------------ the training stream
     def train_dataset(self, batch_size: int, *, seed: int, initial_epoch: int = 0,
-                      epochs: Optional[int] = None) -> tf.data.Dataset:
+                      epochs: Optional[int] = None, targets_extra: Optional[np.ndarray] = None) -> tf.data.Dataset:
         """Batches (x, y_noisy) of epochs ``initial_epoch .. epochs-1`` (endless if ``epochs`` is None).
 
         Epoch ``e`` visits the training set in a permutation drawn from ``(seed, e)`` and augments example
-        ``i`` with randomness drawn from ``(seed, e, i)``; its last batch may be partial."""
+        ``i`` with randomness drawn from ``(seed, e, i)``; its last batch may be partial. ``targets_extra``: an
+        array aligned with the training split (e.g. cached teacher logits), gathered with the same indices, so
+        batches become ``(x, (y_noisy, extra))``."""
         seed = _int64_seed(seed)
         b, n = int(batch_size), len(self.train)
         if b < 1:
@@ -180,6 +182,12 @@ class DataBundle:
                      else tf.data.Dataset.counter(initial_epoch))
         batches = epochs_ds.flat_map(epoch_batches)
         x, y = self._tensor("train", "x"), self._tensor("train", "y")
+        extra = None
+        if targets_extra is not None:
+            if len(targets_extra) != n:
+                raise ConfigError(f"targets_extra has {len(targets_extra)} rows but the training split has {n}")
+            with tf.device("/CPU:0"):
+                extra = tf.constant(np.asarray(targets_extra))
 
         augmenter = aug.get_randaugmenter() if rand else None
 
@@ -189,6 +197,8 @@ class DataBundle:
                 xb = aug.crop_flip(xb, p["offsets"], p["flips"])
             if rand:
                 xb = augmenter(xb, p["keys"])
+            if extra is not None:
+                return self.normalize(xb), (tf.gather(y, p["idx"]), tf.gather(extra, p["idx"]))
             return self.normalize(xb), tf.gather(y, p["idx"])
 
         return (batches.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -155,7 +155,7 @@ def assemble(config: StudyConfig, *, teacher: Optional[tf_keras.Model] = None, s
             model = distillation.DistillationModel(student, teacher, alpha=c.kd_alpha,
                                                    temperature=c.kd_temperature)
             model.compile(optimizer=optimizer, metrics=metrics, steps_per_execution=c.steps_per_execution)
-            if bundle.augment == "none":
+            if bundle.augment == "none":  # the teacher's logits are fixed per example: computed once, carried
                 cached = distillation.teacher_logits(teacher, bundle.inputs_dataset("train", max(c.batch_size, 256)))
         optimizer.build(student.trainable_variables)
     return Assembly(c, bundle, student, model, optimizer, schedule, models.count_params(student),

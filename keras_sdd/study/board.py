@@ -32,12 +32,12 @@ class StudyBoard:
     def round_writer(self, round_index: int):
         return tf.summary.create_file_writer(str(self.paths.tb_round(round_index)))
 
-    def log_round(self, row: Mapping[str, Any], extra: Sequence[str] = ()) -> None:
-        """The row's scalar columns (and ``extra`` ones), skipping missing and NaN values."""
+    def log_round(self, row: Mapping[str, Any], only: Optional[Sequence[str]] = None) -> None:
+        """The row's scalar columns (or the ``only`` ones), skipping missing and NaN values."""
         k = int(row["round"])
         bp = int(round(float(row["sparsity"]) * 10000))
         with self._writer().as_default():
-            for name in (*SCALARS, *extra):
+            for name in (SCALARS if only is None else only):
                 value = row.get(name)
                 if is_number(value):
                     tf.summary.scalar(f"round/{name}", float(value), step=k)

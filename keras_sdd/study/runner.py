@@ -187,6 +187,11 @@ class RoundLoop:
                      plan.root, c.model, c.dataset, info.train_size, info.val_size, info.test_size, c.noise_type,
                      100 * c.noise_rate, 100 * info.train_noise_rate, a.params.prunable, a.params.total, total,
                      100 * targets[-1])
+        if not plan.rows and "teacher" in self.summary_extra:
+            teacher = self.summary_extra["teacher"]
+            self.board.log_text("teacher", json.dumps(teacher, indent=1, default=str))
+            self.board.log_round({"round": 0, "sparsity": 0.0, **{f"teacher_{k}": v for k, v in teacher.items()}},
+                                 only=("teacher_sparsity", "teacher_test_accuracy", "teacher_round"))
         round_times: List[float] = []
         new_rows = 0
         for k, target in enumerate(targets):
