@@ -7,7 +7,7 @@ from keras_sdd.study.records import NAMES as ROUND_FIELDS, RoundRecords, atomic_
 
 
 def row(k, acc):
-    r = {f: 0.0 for f in ROUND_FIELDS}
+    r = {c.name: {"int": 0, "float": 0.0, "str": "", "json": []}[c.kind] for c in records.COLUMNS}
     r.update(round=k, epochs=3, remaining_params=100 - k, pruned_params=k, prunable_params=90, total_params=100,
              collapsed_layers=["dense"] if k == 2 else [], per_layer_sparsity={"dense/kernel": 0.1 * k},
              test_accuracy=acc)
@@ -51,21 +51,21 @@ def test_atomic_json(tmp_path):
 def test_header_scalars_and_time_fields_derive_from_the_column_table():
     assert ROUND_FIELDS[0] == "round" and len(ROUND_FIELDS) == len(set(ROUND_FIELDS))
     assert set(records.SCALARS) <= set(ROUND_FIELDS) and "test_accuracy" in records.SCALARS
-    assert records.TIME_FIELDS == ("wall_time_s",)
+    assert records.TIME_FIELDS == ("wall_time_s", "energy_kwh", "energy_kwh_cum", "co2_g", "co2_g_cum", "co2_method")
 
 
 def test_an_older_study_keeps_its_own_header(tmp_path):
     """A study written with fewer columns is resumed with one consistent header; read_rounds fills the gaps."""
-    old = ROUND_FIELDS[:-3]
+    old = ROUND_FIELDS[:ROUND_FIELDS.index("per_layer_sparsity")]   # a study of the first release
+    kinds = {c.name: c.kind for c in records.COLUMNS}
     (tmp_path / "rounds.csv").write_text(",".join(old) + "\n" + ",".join(
-        "0" if k in ("round", "epochs", "remaining_params", "pruned_params", "prunable_params", "total_params")
-        else ("[]" if k == "collapsed_layers" else "0.5") for k in old) + "\n")
+        {"int": "0", "json": "[]", "float": "0.5", "str": ""}[kinds[k]] for k in old) + "\n")
     RoundRecords(tmp_path).append(row(1, 0.25))
     lines = (tmp_path / "rounds.csv").read_text().splitlines()
     assert lines[0] == ",".join(old) and all(len(line.split(",")) == len(old) for line in lines[1:])
     rows = read_rounds(tmp_path)
     assert [r["round"] for r in rows] == [0, 1] and rows[1]["test_accuracy"] == 0.25
-    assert rows[1]["per_layer_sparsity"] is None and rows[0]["wall_time_s"] is None
+    assert rows[1]["per_layer_sparsity"] is None and rows[0]["ece_clean"] is None and rows[1]["co2_g"] is None
 
 
 @pytest.mark.parametrize("damage, message", [

@@ -147,3 +147,20 @@ def test_teacher_flagfile_runs_the_teacher_study_first_then_is_idempotent(tmp_pa
     again = subprocess.run(app + kd + ["--resume"], cwd=repo, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "already complete" in again.stderr
+
+
+def test_early_stop_ends_the_pruning_and_resume_keeps_it(tmp_path):
+    from keras_sdd.analysis import curves
+
+    config = StudyConfig(**{**TINY, "logdir": str(tmp_path / "es"), "prune_fraction": 0.9, "max_rounds": 4,
+                            "width": 8, "early_stop_patience": 1, "early_stop_tolerance": 0.0,
+                            "track_energy": False})
+    summary = runner.run_study(config)
+    rows = read_rounds(pathlib.Path(config.logdir))
+    offline = curves.early_stop(rows, patience=1, tolerance=0.0)
+    assert summary["early_stop"]["fired"] and offline["fired"]
+    assert len(rows) == summary["early_stop"]["stop_round"] + 1 == offline["stop_round"] + 1 < 5
+    assert summary["complete"] and summary["early_stop"]["kept_round"] == offline["kept_round"]
+    again = runner.run_study(config.replace(resume=True))
+    assert again["early_stop"] == summary["early_stop"] and again["rounds_done"] == len(rows)
+    assert len(read_rounds(pathlib.Path(config.logdir))) == len(rows)

@@ -106,3 +106,10 @@ def count_params(model: tf_keras.Model) -> ParamCount:
     weights = _unique(w for layer in underlying_layers(model) for w in layer.weights)
     return ParamCount(prunable=sum(_size(w) for w in prunable_weights(model)),
                       total=sum(_size(w) for w in weights))
+
+
+def count_nonzero(model: tf_keras.Model) -> int:
+    """Non-zero entries of the model's own weights (wrappers' masks and counters not counted): after the masks
+    are applied, the weights a pruned model really keeps (seed 2's effective parameters of a round)."""
+    weights = _unique(w for layer in underlying_layers(model) for w in layer.weights)
+    return int(sum(np.count_nonzero(w.numpy()) for w in weights))

@@ -56,6 +56,22 @@ COLUMNS: Sequence[Column] = (
     Column("test_loss", "float", "test cross-entropy (clean labels)", scalar=True),
     Column("wall_time_s", "float", "wall time of the round", timing=True),
     Column("per_layer_sparsity", "json", "sparsity of each pruned layer"),
+    # calibration of the test predictions (keras_sdd.analysis.calibration)
+    Column("ece_clean", "float", "expected calibration error vs the clean test labels", scalar=True),
+    Column("ece_noisy", "float", "ECE vs noisy test labels drawn by the study's noise process", scalar=True),
+    Column("test_nll", "float", "negative log-likelihood of the clean test labels"),
+    Column("test_brier", "float", "multi-class Brier score vs the clean test labels", scalar=True),
+    Column("bayes_gap", "float", "mean |p_model(y=1|x) − p_Bayes(y=1|x)| (Gaussian mixtures)", scalar=True),
+    # cost (keras_sdd.analysis.flops) and energy (keras_sdd.analysis.energy)
+    Column("nonzero_params", "int", "non-zero weights of the round's model", scalar=True),
+    Column("inference_flops", "float", "forward FLOPs per example at the round's densities", scalar=True),
+    Column("train_flops", "float", "training FLOPs of the round (3 × forward × examples × epochs)", scalar=True),
+    Column("train_flops_cum", "float", "training FLOPs of rounds 0..k", scalar=True),
+    Column("energy_kwh", "float", "energy of the round (codecarbon)", scalar=True, timing=True),
+    Column("energy_kwh_cum", "float", "energy of rounds 0..k", timing=True),
+    Column("co2_g", "float", "CO2 of the round in grams (codecarbon, --co2_country)", scalar=True, timing=True),
+    Column("co2_g_cum", "float", "CO2 of rounds 0..k", scalar=True, timing=True),
+    Column("co2_method", "str", "how energy was obtained: measured (power counters) or estimated", timing=True),
 )
 
 NAMES: List[str] = [c.name for c in COLUMNS]

@@ -18,7 +18,10 @@ import numpy as np
 import tf_keras
 from absl import logging
 
-from keras_sdd import seeds
+from keras_sdd import models, seeds
+from keras_sdd.analysis import calibration, curves, flops
+from keras_sdd.analysis import energy as analysis_energy
+from keras_sdd.data import label_noise
 from keras_sdd.config import StudyConfig, validate
 from keras_sdd.pruning import methods, tfmot_bridge
 from keras_sdd.study import directory, evaluate, paths
@@ -88,6 +91,17 @@ class RoundLoop:
         self.retrainer = assembly.retrainer()
         self.ckpts = StudyCheckpoints(plan.root, assembly.student, assembly.optimizer)
         self.board = StudyBoard(plan.root)
+        c, info = self.config, assembly.bundle.info
+        test = assembly.bundle.test
+        # Noisy test labels drawn by the study's own noise process, from their own stream (calibration vs noise).
+        self.noisy_test = (None if info.noise_type == "none" or not c.noise_rate else
+                           label_noise.inject(test.y_clean, c.noise_type, c.noise_rate, info.num_classes,
+                                              seeds.rng(c.seed, "noisy_test")))
+        self.teacher_flops = (flops.inference_flops(assembly.model.teacher, {})
+                              if assembly.model is not assembly.student else 0.0)
+        self.meter = analysis_energy.EnergyMeter(c.co2_country) if c.track_energy else None
+        self.early = (curves.EarlyStopping(c.early_stop_patience, c.early_stop_tolerance)
+                      if c.early_stop_patience else None)
 
     # ----------------------------------------------------------------------------------------------------
     def _prepare_rewind(self) -> None:
@@ -149,8 +163,23 @@ class RoundLoop:
             val = evaluate.metrics_of(logits["val"], a.bundle.val)
         else:
             val = dict.fromkeys(("noisy_accuracy", "noisy_loss", "clean_accuracy"), float("nan"))
-        self._test_logits = logits["test"]
-        return {
+        cal = calibration.calibration_metrics(
+            logits["test"], a.bundle.test.y_clean,
+            self.noisy_test if self.noisy_test is not None else a.bundle.test.y_clean, c.ece_bins,
+            a.bundle.bayes_proba)
+        if self.noisy_test is None:
+            cal["ece_noisy"] = float("nan")
+        if c.save_predictions:
+            self._save_predictions(k, logits["test"])
+        densities = {key: 1.0 - v for key, v in report.per_layer.items()}
+        infer = flops.inference_flops(a.student, densities)
+        n = a.bundle.info.train_size
+        train_flops = 3.0 * infer * n * epochs
+        if self.teacher_flops:   # the teacher's forward: every step when uncached, once for the study when cached
+            train_flops += self.teacher_flops * n * (epochs if a.teacher_logits is None else (1 if k == 0 else 0))
+        return {**cal, "nonzero_params": models.count_nonzero(a.student), "inference_flops": infer,
+                "train_flops": train_flops,
+                "round": k,
             "round": k, "target_sparsity": target, "sparsity": report.global_sparsity,
             "remaining_params": a.params.total - report.pruned, "pruned_params": report.pruned,
             "prunable_params": report.prunable, "total_params": a.params.total,
@@ -163,6 +192,28 @@ class RoundLoop:
             "test_accuracy": test["clean_accuracy"], "test_loss": test["clean_loss"],
             "wall_time_s": wall, "per_layer_sparsity": {k2: round(v, 6) for k2, v in report.per_layer.items()},
         }
+
+    def _save_predictions(self, k: int, test_logits: np.ndarray) -> None:
+        """The round's test probabilities (float16) with both label sets, for reliability diagrams."""
+        p = self.paths
+        p.predictions.mkdir(exist_ok=True)
+        arrays = {"probs": calibration.softmax(test_logits).astype(np.float16),
+                  "y_clean": self.a.bundle.test.y_clean}
+        if self.noisy_test is not None:
+            arrays["y_noisy"] = self.noisy_test
+        if self.a.bundle.bayes_proba is not None:
+            arrays["bayes_proba"] = self.a.bundle.bayes_proba.astype(np.float32)
+        tmp = p.round_predictions(k).with_name(f".round-{k:03d}.tmp.npz")
+        np.savez_compressed(tmp, **arrays)
+        tmp.replace(p.round_predictions(k))
+
+    @staticmethod
+    def _accumulate(row: Dict[str, Any], previous: Optional[Dict[str, Any]]) -> None:
+        """Cumulative cost columns: this round's plus the previous row's cumulative value (NaN once unknown)."""
+        for col, cum in (("train_flops", "train_flops_cum"), ("energy_kwh", "energy_kwh_cum"),
+                         ("co2_g", "co2_g_cum")):
+            before = 0.0 if previous is None else previous.get(cum)
+            row[cum] = float(before) + float(row[col]) if is_number(before) and is_number(row[col]) else float("nan")
 
     # ----------------------------------------------------------------------------------------------------
     def run(self) -> Dict[str, Any]:
@@ -194,10 +245,18 @@ class RoundLoop:
                                  only=("teacher_sparsity", "teacher_test_accuracy", "teacher_round"))
         round_times: List[float] = []
         new_rows = 0
+        previous = plan.rows[-1] if plan.rows else None
+        stopped = self._replay_early_stop(plan.rows)
+        if self.meter is not None and not stopped:
+            self.meter.start()
         for k, target in enumerate(targets):
             if k in done:
                 continue
+            if stopped:
+                break
             t0 = time.monotonic()
+            if self.meter is not None:
+                self.meter.begin(f"round_{k:03d}")
             epochs = epochs_of_round(c, k)
             start_epoch = 0
             if latest is not None and latest[0] == k:
@@ -224,6 +283,12 @@ class RoundLoop:
                 recorder.flush()
             latest = (k, epochs)
             row = self._evaluate(k, target, epochs, time.monotonic() - t0)
+            reading = self.meter.end() if self.meter is not None else None
+            row.update(energy_kwh=reading.energy_kwh if reading else float("nan"),
+                       co2_g=reading.co2_g if reading else float("nan"),
+                       co2_method=reading.method if reading else "off (--notrack_energy)")
+            self._accumulate(row, previous)
+            previous = row
             for hook in self.row_hooks:
                 hook(k, row)
             if a.gradual and row["collapsed_layers"]:
@@ -237,6 +302,11 @@ class RoundLoop:
                          "[%s elapsed, ~%s left]", k, total, 100 * row["sparsity"], 100 * row["train_noisy_accuracy"],
                          100 * row["train_clean_accuracy"], 100 * row["test_accuracy"],
                          fmt_secs(time.monotonic() - t_start), fmt_secs(left))
+            if self.early is not None and self.early.update(row["val_accuracy"]):
+                stopped = True
+                logging.info("early stop after round %d: %s", k, self.early.reason)
+        if self.meter is not None:
+            self.meter.stop()
         rows = read_rounds(plan.root)
         if new_rows or not self.paths.curve.exists():
             png = curve_png(rows, title=f"{c.model} on {c.dataset}, {c.noise_type} noise {100 * c.noise_rate:.0f}%")
@@ -247,16 +317,28 @@ class RoundLoop:
         atomic_write_json(self.paths.summary, summary)
         return summary
 
+    def _replay_early_stop(self, rows: List[Dict[str, Any]]) -> bool:
+        """Feeds the recorded rounds to the early-stopping rule (a resumed study stops where it stopped)."""
+        if self.early is None:
+            return False
+        return any([self.early.update(r["val_accuracy"]) for r in rows])
+
     def summary(self, rows: List[Dict[str, Any]], wall: float) -> Dict[str, Any]:
         c = self.config
         planned = len(round_targets(c))
+        early = None
+        if self.early is not None:
+            early = {"fired": self.early.fired_at is not None, "stop_round": self.early.fired_at,
+                     "kept_round": self.early.best_round, "reason": self.early.reason,
+                     "patience": c.early_stop_patience, "tolerance": c.early_stop_tolerance}
         test = [r["test_accuracy"] for r in rows]
         val = [r["val_accuracy"] if is_number(r["val_accuracy"]) else float("nan") for r in rows]
         best_val = int(np.nanargmax(val)) if any(v == v for v in val) else None
         return {
             "study": c.study, "config": c.to_dict(), "dataset": self.a.bundle.info.to_dict(),
             "params": {"prunable": self.a.params.prunable, "total": self.a.params.total},
-            "rounds_planned": planned, "rounds_done": len(rows), "complete": len(rows) == planned,
+            "rounds_planned": planned, "rounds_done": len(rows),
+            "complete": len(rows) == planned or bool(early and early["fired"]), "early_stop": early,
             "dense_test_accuracy": test[0] if test else None,
             "best_val_round": best_val,
             "best_val_round_sparsity": rows[best_val]["sparsity"] if best_val is not None else None,
@@ -289,11 +371,10 @@ def run_sdd(config: StudyConfig, record_files: Optional[Dict[str, str]] = None, 
 
 
 def _finished(plan: directory.Plan, config: StudyConfig) -> bool:
-    """A resumed study with every round recorded and its summary written: nothing left to do or write."""
-    if len(plan.rows) != len(round_targets(config)) or not plan.paths.summary.is_file():
-        return False
+    """A resumed study whose summary says it is complete (every round recorded, or stopped early) for exactly
+    the rounds recorded: nothing left to do or write."""
     try:
-        json.loads(plan.paths.summary.read_text())
-        return True
-    except ValueError:
+        summary = json.loads(plan.paths.summary.read_text())
+        return bool(summary.get("complete")) and summary.get("rounds_done") == len(plan.rows)
+    except (OSError, ValueError, AttributeError):
         return False
