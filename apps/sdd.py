@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import logging as std_logging
 import os
 import sys
 
 from absl import app, flags, logging
 
-import keras_sdd  # noqa: F401  (pins Keras 2 for tfmot before TensorFlow loads)
-from keras_sdd import config as config_lib
-from keras_sdd.config import StudyConfig
-from keras_sdd.errors import ConfigError
+from keras_sdd import console
+
+console.quiet_native_logs()  # before TensorFlow loads: its native start-up lines never reach the console
+
+import keras_sdd  # noqa: E402,F401  (pins Keras 2 for tfmot before TensorFlow loads)
+from keras_sdd import config as config_lib  # noqa: E402
+from keras_sdd.config import StudyConfig  # noqa: E402
+from keras_sdd.errors import ConfigError  # noqa: E402
 
 FLAGS = flags.FLAGS
 _D = StudyConfig()
@@ -187,10 +190,8 @@ def teacher_config(path: str, logdir: str) -> StudyConfig:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    logging.set_verbosity(logging.INFO)
-    std_logging.getLogger("tensorflow").setLevel(std_logging.WARNING)  # TF's own INFO lines are noise here
+    del argv  # console.parse_flags refused any stray argument
+    console.configure_logging()
     try:
         config = config_lib.validate(config_from_flags())
         kind_options = {}
@@ -207,15 +208,14 @@ def main(argv):
         process.setup_for(config)
         summary = runner.run_study(config, record_files={"flags.txt": FLAGS.flags_into_string()}, **kind_options)
     except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        console.refuse(e)
     print(f"study written to {config.logdir} ({summary['rounds_done']} rounds); "
           f"TensorBoard: tensorboard --logdir {config.logdir}/tensorboard")
 
 
 def run():
     """Console entry point (``keras-sdd``)."""
-    app.run(main)
+    app.run(main, flags_parser=console.parse_flags)
 
 
 if __name__ == "__main__":

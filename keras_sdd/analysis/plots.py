@@ -1,0 +1,117 @@
+"""The report's figures, drawn on ``matplotlib.figure.Figure`` (never pyplot: a notebook's backend is untouched).
+
+Each function returns PNG bytes, or None when the studies hold nothing to draw."""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from keras_sdd.analysis.calibration import reliability
+from keras_sdd.analysis.replicates import Group
+from keras_sdd.study.board import figure_png
+
+
+def _figure(ncols: int = 1, width: float = 7.0):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width * ncols if ncols > 1 else width, 4.4), dpi=100)
+    return fig, [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
+
+
+def accuracy_vs_params(groups: Sequence[Group]) -> Optional[bytes]:
+    """Test (solid) and train-on-noisy-labels (dashed) accuracy against remaining parameters, log x-axis as the
+    papers draw it; one colour per group, a band of ± one std over replicates."""
+    fig, (ax,) = _figure()
+    drawn = False
+    for i, g in enumerate(groups):
+        params, _ = g.mean_std("remaining_params")
+        colour = f"C{i % 10}"
+        for key, style, suffix in (("test_accuracy", "-", "test"), ("train_noisy_accuracy", "--", "train (noisy)")):
+            mean, std = g.mean_std(key)
+            ok = ~np.isnan(mean) & ~np.isnan(params)
+            if not ok.any():
+                continue
+            ax.plot(params[ok], 100 * mean[ok], style, color=colour, marker="o" if style == "-" else None, ms=3,
+                    label=f"{g.label} — {suffix}" + (f" (n={len(g.members)})" if len(g.members) > 1 else ""))
+            if len(g.members) > 1:
+                ax.fill_between(params[ok], 100 * (mean - std)[ok], 100 * (mean + std)[ok], color=colour, alpha=0.15)
+            drawn = True
+    if not drawn:
+        return None
+    ax.set_xscale("log")
+    ax.invert_xaxis()
+    ax.set_xlabel("remaining parameters (log scale; pruning goes right)")
+    ax.set_ylabel("accuracy (%)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return figure_png(fig)
+
+
+def ece_vs_sparsity(groups: Sequence[Group]) -> Optional[bytes]:
+    """ECE against clean and noisy test labels with the test accuracy, against sparsity (seed 2 Fig. 7)."""
+    with_ece = [g for g in groups if not np.all(np.isnan(g.column("ece_clean")))]
+    if not with_ece:
+        return None
+    fig, (ax,) = _figure()
+    acc_ax = ax.twinx()
+    for i, g in enumerate(with_ece):
+        colour = f"C{i % 10}"
+        s, _ = g.mean_std("sparsity")
+        x = 100 * np.maximum(1 - s, 1e-6)
+        for key, style in (("ece_clean", "-"), ("ece_noisy", ":")):
+            mean, _ = g.mean_std(key)
+            if not np.all(np.isnan(mean)):
+                ax.plot(x, mean, style, color=colour, marker="o", ms=2, label=f"{g.label} — {key.replace('_', ' ')}")
+        acc, _ = g.mean_std("test_accuracy")
+        acc_ax.plot(x, 100 * acc, "--", color=colour, alpha=0.5)
+    ax.set_xscale("log")
+    ax.invert_xaxis()
+    ax.set_xlabel("remaining weights (%)")
+    ax.set_ylabel("ECE (solid: clean labels, dotted: noisy labels)")
+    acc_ax.set_ylabel("test accuracy (%) (dashed)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return figure_png(fig)
+
+
+def reliability_diagrams(panels: Dict[str, Dict[str, np.ndarray]], bins: int = 15) -> Optional[bytes]:
+    """Reliability diagrams side by side (e.g. dense vs best pruned; seed 2 Fig. 6): accuracy per confidence bin
+    against the diagonal; ``panels`` maps a title to {'probs', 'labels'}."""
+    if not panels:
+        return None
+    fig, axes = _figure(len(panels), width=4.2)
+    for ax, (title, p) in zip(axes, panels.items()):
+        r = reliability(p["probs"], p["labels"], bins)
+        centers = (r.edges[:-1] + r.edges[1:]) / 2
+        ok = r.count > 0
+        ax.bar(centers[ok], r.accuracy[ok], width=1 / bins, edgecolor="k", alpha=0.7, label="accuracy")
+        ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("confidence")
+        ax.set_ylabel("accuracy")
+        ax.set_title(title, fontsize=8)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return figure_png(fig)
+
+
+def bayes_scatter(panels: Dict[str, Dict[str, np.ndarray]]) -> Optional[bytes]:
+    """Model vs Bayes-optimal P(y=1|x) on the test points (seed 2 Fig. 5), one panel per model."""
+    if not panels:
+        return None
+    fig, axes = _figure(len(panels), width=4.2)
+    for ax, (title, p) in zip(axes, panels.items()):
+        ax.scatter(p["bayes_proba"][:, 1], p["probs"][:, 1], s=2, alpha=0.3)
+        ax.plot([0, 1], [0, 1], "k--", lw=1)
+        ax.set_xlabel("Bayes-optimal P(y=1|x)")
+        ax.set_ylabel("model P(y=1|x)")
+        ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    return figure_png(fig)
+
+
+__all__: List[str] = ["accuracy_vs_params", "ece_vs_sparsity", "reliability_diagrams", "bayes_scatter"]
