@@ -7,8 +7,9 @@ import pytest
 import keras_sdd  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-#: Real MNIST / Fashion-MNIST (tfds 4.9.10) and the CIFAR-N label files; override with KERAS_SDD_TEST_DATA.
-SHARED_DATA = pathlib.Path(os.environ.get("KERAS_SDD_TEST_DATA", REPO.parent / "shared" / "data"))
+#: Real MNIST / Fashion-MNIST (tfds 4.9.10) and the CIFAR-N label files: the package's own data-root setting
+#: KERAS_SDD_DATA_DIR (tensorflow_datasets/ and cifar-n/ inside), by default ../shared/data beside the checkout.
+SHARED_DATA = pathlib.Path(os.environ.get("KERAS_SDD_DATA_DIR", REPO.parent / "shared" / "data"))
 
 
 @pytest.fixture(scope="session")
@@ -17,6 +18,6 @@ def shared_data():
     locally, but fail in CI (CI=true), where it must be present."""
     if not SHARED_DATA.is_dir():
         if os.environ.get("CI") == "true":
-            pytest.fail(f"prepared data not found at {SHARED_DATA}; set KERAS_SDD_TEST_DATA")
-        pytest.skip(f"prepared data not found at {SHARED_DATA}; set KERAS_SDD_TEST_DATA")
+            pytest.fail(f"prepared data not found at {SHARED_DATA}; set KERAS_SDD_DATA_DIR")
+        pytest.skip(f"prepared data not found at {SHARED_DATA}; set KERAS_SDD_DATA_DIR")
     return SHARED_DATA

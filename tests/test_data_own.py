@@ -111,3 +111,20 @@ def test_image_folder_errors(tmp_path):
         data.validate("image_folder", path=tmp_path / "nothing")
     with pytest.raises(ConfigError, match="unknown class 'cow'.*0=cat"):
         data.validate("image_folder", path=tmp_path / "mixed", classes=["cow", "cat"])
+
+
+def test_image_folder_refusals_name_the_class_or_file(tmp_path):
+    _write_folder(tmp_path / "extra")
+    d = tmp_path / "extra" / "test" / "fox"
+    d.mkdir()
+    tf.io.write_file(str(d / "0.png"), tf.io.encode_png(np.zeros((6, 6, 3), np.uint8)))
+    with pytest.raises(ConfigError, match=r"test/ has class\(es\) fox that train/ lacks"):
+        data.validate("image_folder", path=tmp_path / "extra")
+    _write_folder(tmp_path / "broken")
+    bad = tmp_path / "broken" / "train" / "dog" / "2.png"
+    bad.write_bytes(b"\x89PNG not really")
+    with pytest.raises(ConfigError, match=r"cannot decode .*broken/train/dog/2\.png"):
+        data.load("image_folder", path=tmp_path / "broken")
+    _write_folder(tmp_path / "sizes", sizes={("test", "emu", 1): 5})
+    with pytest.raises(ConfigError, match=r"train/cat/0\.png is 6x6 and .*test/emu/1\.png is 5x5"):
+        data.load("image_folder", path=tmp_path / "sizes")

@@ -129,3 +129,21 @@ def test_bad_input_names_the_choices():
     with pytest.raises(ConfigError, match="unknown class 'cat'.*0=0"):
         data.validate("mnist", classes=["cat", 1])
     data.validate("cifar10_n")  # defaults are valid: aggre labels, no synthetic noise
+
+
+def test_download_offline_fails_in_seconds(monkeypatch, tmp_path):
+    import time
+
+    from keras_sdd.data import tfds_sources
+
+    monkeypatch.setattr(tfds_sources, "internet_reachable", lambda *a, **k: False)
+    t0 = time.monotonic()
+    with pytest.raises(ConfigError, match=r"--download needs internet.*--data_dir"):
+        data.load("mnist", data_dir=str(tmp_path), download=True)
+    assert time.monotonic() - t0 < 10
+
+
+def test_data_root_setting_is_honoured(monkeypatch, shared_data):
+    monkeypatch.setenv("KERAS_SDD_DATA_DIR", str(shared_data))
+    b = data.load("mnist", train_subset=100, val_fraction=0.0)        # no data_dir: found through the setting
+    assert b.info.input_shape == (28, 28, 1) and len(b.train) == 100

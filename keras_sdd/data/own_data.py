@@ -1,8 +1,9 @@
 """The user's own data: an ``.npz`` file in Keras layout, or a folder of images ``train/<class>/*``.
 
 npz keys: ``x_train, y_train, x_test, y_test`` (optional ``class_names``). x: uint8 images (N,H,W) or
-(N,H,W,C), or real-valued features (N,D). Image folders are read with ``tfds.folder_dataset.ImageFolder``
-(RGB, all images the same size) and sorted by file name, so the order does not depend on tfds.
+(N,H,W,C), or real-valued features (N,D). Image folders are decoded file by file (RGB, all images the same
+size; a file that cannot be decoded is named), class by class in sorted order and by file name within a class;
+the classes are train/'s folders, and a test class missing from train/ is refused.
 Both are normalised with statistics of the training split.
 """
 from __future__ import annotations
@@ -111,53 +112,75 @@ def _npz_read(req: Request) -> RawData:
 
 
 # ---------------------------------------------------------------- image folder
+def _class_folders(path: str, split: str):
+    d = os.path.join(path, split)
+    subs = sorted(s for s in os.listdir(d) if os.path.isdir(os.path.join(d, s))) if os.path.isdir(d) else []
+    if not subs:
+        raise ConfigError(f"image_folder path {path} has no {split}/<class>/ folders; it must hold "
+                          f"train/<class>/*.png|jpg and test/<class>/*.png|jpg")
+    return subs
+
+
+def _image_files(folder: str):
+    return sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS))
+
+
 def _folder_classes(path: str) -> Tuple[str, ...]:
-    """Class names: sorted sub-folders of train/ and test/ (as ImageFolder numbers them)."""
+    """Class names: the sorted sub-folders of train/. Every test class must be a training class."""
     if not os.path.isdir(path):
         raise ConfigError(f"image_folder path {path} is not a folder; it must hold train/<class>/*.png|jpg "
                           f"and test/<class>/*.png|jpg")
-    classes = set()
+    splits = {}
     for split in ("train", "test"):
-        d = os.path.join(path, split)
-        subs = sorted(s for s in os.listdir(d) if os.path.isdir(os.path.join(d, s))) if os.path.isdir(d) else []
-        if not subs:
-            raise ConfigError(f"image_folder path {path} has no {split}/<class>/ folders; it must hold "
-                              f"train/<class>/*.png|jpg and test/<class>/*.png|jpg")
+        subs = splits[split] = _class_folders(path, split)
         for s in subs:
-            if not any(f.lower().endswith(IMAGE_EXTENSIONS) for f in os.listdir(os.path.join(d, s))):
-                raise ConfigError(f"image_folder {os.path.join(d, s)} holds no .png/.jpg images")
-        classes.update(subs)
-    return tuple(sorted(classes))
+            if not _image_files(os.path.join(path, split, s)):
+                raise ConfigError(f"image_folder {os.path.join(path, split, s)} holds no .png/.jpg images")
+    unseen = sorted(set(splits["test"]) - set(splits["train"]))
+    if unseen:
+        raise ConfigError(f"image_folder {path}: test/ has class(es) {', '.join(unseen)} that train/ lacks; a "
+                          "class the model never trains on cannot be tested")
+    return tuple(splits["train"])
 
 
 def _folder_check(req: Request) -> Optional[Tuple[str, ...]]:
     return _folder_classes(req.path)
 
 
-def _folder_read(req: Request) -> RawData:
-    import tensorflow_datasets as tfds  # lazy
+def _decode(file: str) -> np.ndarray:
+    """One image as uint8 RGB (H, W, 3); ConfigError naming the file when it cannot be decoded."""
+    import tensorflow as tf  # lazy
 
+    try:
+        img = tf.io.decode_image(tf.io.read_file(file), channels=3, expand_animations=False)
+    except (tf.errors.OpError, ValueError) as e:
+        raise ConfigError(f"image_folder: cannot decode {file} ({type(e).__name__}); use valid PNG/JPEG "
+                          "files") from None
+    return img.numpy()
+
+
+def _folder_read(req: Request) -> RawData:
     names = _folder_classes(req.path)
-    builder = tfds.folder_dataset.ImageFolder(req.path)
-    tfds_names = tuple(builder.info.features["label"].names)
-    if tfds_names != names:  # e.g. a class folder without images that tfds skipped
-        raise ConfigError(f"image_folder {req.path}: classes {tfds_names} found by tfds differ from the "
-                          f"folders {names}; give every class images in train/ and test/")
     out = []
+    first = None
     for split in ("train", "test"):
-        try:
-            examples = list(tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False)))
-        except Exception as e:  # noqa: BLE001  (undecodable files)
-            raise ConfigError(f"image_folder {req.path}/{split}: cannot read the images ({type(e).__name__}: "
-                              f"{str(e).splitlines()[0] if str(e) else ''}); use valid PNG/JPEG files") from None
-        examples.sort(key=lambda ex: ex["image/filename"])
-        shapes = {ex["image"].shape: ex["image/filename"].decode() for ex in examples}
-        if len(shapes) > 1:
-            (s1, f1), (s2, f2) = list(shapes.items())[:2]
-            raise ConfigError(f"image_folder {req.path}: all images must have the same size, but {f1} is "
-                              f"{s1[1]}x{s1[0]} and {f2} is {s2[1]}x{s2[0]}")
-        out += [np.stack([ex["image"] for ex in examples]).astype(np.uint8),
-                np.array([ex["label"] for ex in examples], np.int64)]
+        images, labels = [], []
+        for label, name in enumerate(names):
+            folder = os.path.join(req.path, split, name)
+            if not os.path.isdir(folder):
+                continue
+            for f in _image_files(folder):
+                file = os.path.join(folder, f)
+                img = _decode(file)
+                if first is None:
+                    first = (file, img.shape)
+                elif img.shape != first[1]:
+                    raise ConfigError(f"image_folder {req.path}: all images must have the same size, but "
+                                      f"{first[0]} is {first[1][1]}x{first[1][0]} and {file} is "
+                                      f"{img.shape[1]}x{img.shape[0]}")
+                images.append(img)
+                labels.append(label)
+        out += [np.stack(images).astype(np.uint8), np.array(labels, np.int64)]
     return RawData(out[0], out[1], out[2], out[3], names, normalization="train_stats")
 
 

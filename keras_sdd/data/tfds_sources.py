@@ -56,6 +56,10 @@ def _tfds_load(name: str, split: str, req: Request, supervised: bool, hint: str 
     ConfigErrors; an unprepared dataset with ``download=False`` fails at once."""
     import tensorflow_datasets as tfds  # lazy: importing tfds costs seconds
 
+    if req.download and not _prepared(tfds, name, req.data_dir) and not internet_reachable():
+        raise ConfigError(f"--download needs internet, and {DOWNLOAD_HOST} cannot be reached from here: prepare "
+                          f"{name!r} once on a machine with internet (--download there), then copy its "
+                          f"tensorflow_datasets folder here and pass --data_dir (or set KERAS_SDD_DATA_DIR)")
     try:
         ds = tfds.load(name, split=split, data_dir=req.data_dir, download=req.download, as_supervised=supervised,
                        shuffle_files=False)
@@ -75,6 +79,29 @@ def _tfds_load(name: str, split: str, req: Request, supervised: bool, hint: str 
     if not parts:
         raise ConfigError(f"{name} split {split!r} in {_where(req.data_dir)} is empty")
     return tree_concat(parts)
+
+
+#: Where tensorflow-datasets fetches most datasets from (its mirror); a quick probe before --download.
+DOWNLOAD_HOST = "storage.googleapis.com"
+
+
+def internet_reachable(host: str = DOWNLOAD_HOST, timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to ``host``:443 opens within ``timeout`` seconds (offline: fails in seconds,
+    where tfds itself retries for minutes)."""
+    import socket
+
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _prepared(tfds, name: str, data_dir: Optional[str]) -> bool:
+    try:
+        return tfds.builder(name, data_dir=data_dir).is_prepared()
+    except Exception:  # noqa: BLE001  (an unknown or broken builder: let tfds.load say why)
+        return False
 
 
 def tree_concat(parts):
