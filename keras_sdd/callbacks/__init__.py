@@ -4,9 +4,12 @@ They hold no global state, reset in ``on_train_begin`` and never import the stud
 """
 import keras_sdd  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 
+from keras_sdd.callbacks.calibration import CalibrationLogger
+from keras_sdd.callbacks.cost import TrainingCostLogger
 from keras_sdd.callbacks.epoch_scalars import EpochScalars
 from keras_sdd.callbacks.pruning import IterativeMagnitudePruning
 from keras_sdd.callbacks.rewind import RewindCapture
 from keras_sdd.callbacks.sparsity import SparsityLogger
 
-__all__ = ["EpochScalars", "IterativeMagnitudePruning", "RewindCapture", "SparsityLogger"]
+__all__ = ["CalibrationLogger", "EpochScalars", "IterativeMagnitudePruning", "RewindCapture", "SparsityLogger",
+           "TrainingCostLogger"]
