@@ -98,13 +98,15 @@ def main():
     cases = [("lenet300_100", (28, 28, 1), 10, a.steps, {}),
              ("vgg_like", (32, 32, 3), 10, max(10, a.steps // 10), dict(depth=3, width=4))]
     print(f"batch {a.batch}, steps_per_execution {a.steps_per_execution}, {a.repeats} interleaved repeats, "
-          f"{os.cpu_count()} CPU cores, TF {tf.__version__}")
-    print(f"{'model':<14}{'variant':<13}{'first step s':>13}{'best step ms':>14}{'vs dense':>10}")
+          f"{os.cpu_count()} CPU cores, TF {tf.__version__}", flush=True)
+    print(f"{'model':<14}{'variant':<13}{'first step s':>13}{'best step ms':>14}{'vs dense':>10}", flush=True)
     for name, shape, classes, steps, kw in cases:
         first, best = measure(name, shape, classes, a.batch, steps, a.repeats, a.steps_per_execution, **kw)
         for k in best:
-            print(f"{name:<14}{k:<13}{first[k]:>13.2f}{1000 * best[k]:>14.3f}{best[k] / best['dense']:>10.3f}")
+            print(f"{name:<14}{k:<13}{first[k]:>13.2f}{1000 * best[k]:>14.3f}{best[k] / best['dense']:>10.3f}",
+                  flush=True)
     if a.quickstart:
+        print("timing the quickstart study (configs/quickstart.flags, about 2 minutes on 2 cores)...", flush=True)
         print(f"quickstart study (configs/quickstart.flags): {quickstart_seconds():.1f} s wall "
               f"(target <= 120 s on 2 cores)")
 

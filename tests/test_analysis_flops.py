@@ -51,6 +51,7 @@ def test_densities_read_from_the_masks():
     ("lenet300_100", (28, 28, 1), {}, 0.0),
     ("vgg_like", (32, 32, 3), dict(width=3, depth=3), 0.02),     # profiler counts BN as 2/elt + MaxPool as 0
     ("resnet_small", (32, 32, 3), {}, 0.01),
+    ("resnet18", (32, 32, 3), dict(width=0.125), 0.015),  # the profiler counts no ReLU: thin nets show it
     ("vit", (32, 32, 3), dict(width=64, depth=2, heads=4, mlp_dim=64), 0.03),   # softmax/GELU conventions
 ])
 def test_dense_flops_against_the_profiler(name, shape, kwargs, tolerance):
