@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Sequence
 
 import numpy as np
 
-from keras_sdd.analysis import curves, plots, tables
+from keras_sdd.analysis import curves, plots, tables, widths
 from keras_sdd.analysis.replicates import Group, StudyRecord, find_records, group
 from keras_sdd.errors import ConfigError
 from keras_sdd.study import paths
@@ -63,6 +63,22 @@ def _calibration_panels(records: Sequence[StudyRecord]):
                       for title, p in zip(rel, (dense, pruned))} if "bayes_proba" in dense else {})
             return rel, bayes, r
     return {}, {}, None
+
+
+def _family_bayes_panels(family) -> Dict[str, Dict[str, np.ndarray]]:
+    """Seed 2 Fig. 5 for a Gaussian-mixture width family: the widest dense model, the best small dense model
+    and the widest model's best pruned round, each against the Bayes-optimal probabilities."""
+    widest = list(family["widths"].values())[-1][0]
+    small = widths.best_small_dense(family)
+    best = curves.best_round(widest.rows, "val_accuracy")
+    panels = {}
+    for title, record, k in ((f"dense, width {widest.config.get('width')}", widest, 0),
+                             (f"best small dense, width {small.config.get('width') if small else '?'}", small, 0),
+                             (f"best pruned, width {widest.config.get('width')} round {best}", widest, best)):
+        pred = _predictions(record, k) if record is not None and k is not None else None
+        if pred is not None and "bayes_proba" in pred:
+            panels[title] = {"probs": pred["probs"], "bayes_proba": pred["bayes_proba"]}
+    return panels
 
 
 def _hparams(out: pathlib.Path, records: Sequence[StudyRecord]) -> None:
@@ -116,6 +132,14 @@ def build(roots: Sequence[pathlib.Path], out: pathlib.Path, *, patience: int = 2
     figures = {"accuracy_vs_params": plots.accuracy_vs_params(groups), "ece_vs_sparsity": plots.ece_vs_sparsity(groups),
                "reliability_dense_vs_best": plots.reliability_diagrams(rel),
                "bayes_vs_model": plots.bayes_scatter(bayes)}
+    fams = widths.families(records)
+    width_rows = [row for fam in fams for row in widths.width_rows(fam)]
+    analysis["width_table"] = width_rows
+    for i, fam in enumerate(fams):
+        figures[f"double_descent_{i}"] = widths.double_descent_png(fam)
+        figures[f"bayes_dense_small_pruned_{i}"] = plots.bayes_scatter(_family_bayes_panels(fam))
+    if fams:
+        figures["effective_params_vs_width"] = widths.effective_params_png(fams)
     out.mkdir(parents=True, exist_ok=True)
     (out / MARKER).write_text("written by python -m apps.report; safe to overwrite with a new report\n")
     (out / "figures").mkdir(exist_ok=True)
@@ -129,5 +153,6 @@ def build(roots: Sequence[pathlib.Path], out: pathlib.Path, *, patience: int = 2
     _hparams(out, records)
     analysis["figures"] = [f"figures/{n}.png" for n, png in figures.items() if png is not None]
     atomic_write_json(out / "analysis.json", analysis)
-    (out / "tables.md").write_text(tables.markdown(cost, lottery, notes))
+    (out / "tables.md").write_text(tables.markdown(cost, lottery, notes)
+                                   + ("\n" + widths.markdown(width_rows) if width_rows else ""))
     return analysis
