@@ -38,8 +38,12 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["keras_sdd", "keras_sdd.*", "apps", "apps.*"]),
     install_requires=INSTALL_REQUIRES,
-    extras_require={"test": ["pytest"]},
-    entry_points={"console_scripts": ["keras-sdd = apps.sdd:run"]},
+    extras_require={
+        "sweep": ["ray==2.60.*"],  # apps.sweep: studies as Ray tasks, on one machine or a cluster
+        "test": ["pytest", "ray==2.60.*"],
+    },
+    entry_points={"console_scripts": ["keras-sdd = apps.sdd:run", "keras-sdd-report = apps.report:run",
+                                      "keras-sdd-sweep = apps.sweep:run"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",

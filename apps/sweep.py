@@ -79,6 +79,11 @@ def main(argv):
         from keras_sdd.sweep import engine
         from keras_sdd.sweep.grid import parse_grid
 
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise ConfigError("apps.sweep runs studies on Ray, which is not installed: pip install -e '.[sweep]'") \
+                from None
         if FLAGS.grid is None:
             raise ConfigError("--grid is required, e.g. --grid='width=10,20;seed=0,1'")
         grid = parse_grid(FLAGS.grid)

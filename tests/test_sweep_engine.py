@@ -21,9 +21,14 @@ BASE = ["--dataset=gaussian_mixture", "--gmm_dim=10", "--gmm_train_size=400", "-
 RAY = shutil.which("ray", path=str(pathlib.Path(sys.executable).parent)) or "ray"
 
 
+#: Ray on loopback only (the tests' Ray head and drivers never use the machine's other addresses).
+LOOPBACK = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0",
+            "RAY_AUTH_MODE": "disabled"}   # a loopback-only test cluster needs no token
+
+
 def sweep(*args, timeout=600):
     return subprocess.run([sys.executable, "-m", "apps.sweep", *BASE, *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, env=LOOPBACK)
 
 
 def files(root: pathlib.Path):
@@ -74,7 +79,7 @@ def test_resume_after_killing_the_driver(tmp_path):
     args = [sys.executable, "-m", "apps.sweep", *BASE, f"--logdir={root}", "--grid=width=8,16,24;seed=0,1",
             "--max_parallel=1"]
     driver = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                              start_new_session=True)
+                              start_new_session=True, env=LOOPBACK)
     deadline = time.monotonic() + 400
     while time.monotonic() < deadline:
         line = driver.stdout.readline()
@@ -102,7 +107,7 @@ def _free_port():
 
 def test_sweep_on_a_separately_started_ray_head(tmp_path):
     port = _free_port()
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    env = LOOPBACK
     start = subprocess.run([RAY, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
                             "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
                            capture_output=True, text=True, timeout=180, env=env, cwd=tmp_path)

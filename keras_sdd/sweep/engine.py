@@ -116,6 +116,13 @@ class Sweep:
     def run(self, *, max_parallel: int, address: Optional[str], cpus_per_study: float, gpus_per_study: float,
             max_retries: int) -> List[str]:
         """Runs every point not done; returns the names of the points that failed."""
+        import os
+
+        if not address:
+            # A local Ray for this machine only: its processes talk over loopback, never the machine's other
+            # addresses (Ray's setting, named for the platforms where it is the default).
+            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         import ray
 
         todo = [p for p in self.points if self.state[p.name]["status"] != "done"]
