@@ -103,6 +103,12 @@ flags.DEFINE_integer("threads", _D.threads, "TensorFlow intra- and inter-op thre
                      "Tiny models train fastest with 1.", lower_bound=0)
 flags.DEFINE_integer("resume_from_round", _D.resume_from_round, "With --resume: restart after this recorded round "
                      "from its round checkpoint (when the latest checkpoint is damaged).", lower_bound=-1)
+flags.DEFINE_enum("mixed_precision", _D.mixed_precision, config_lib.MIXED_PRECISION, "Compute in bfloat16 or "
+                  "float16 (variables, masks' effect, logits and loss stay float32; float16 adds loss scaling).")
+flags.DEFINE_bool("jit_compile", _D.jit_compile, "XLA-compile the training step (often slower on a CPU).")
+flags.DEFINE_enum("strategy", _D.strategy, config_lib.STRATEGIES, "tf.distribute strategy: default (one device), "
+                  "mirrored (all local GPUs, or logical CPUs), multi_worker (TF_CONFIG), tpu. --batch_size is "
+                  "the global batch, split across replicas.")
 # --- distillation (--study=kd) ------------------------------------------------------------------------------
 flags.DEFINE_string("teacher", _D.teacher, "Teacher: a study directory (its dense round), DIR:best (highest "
                     "validation accuracy), DIR:round=K, or a saved Keras model file.")
@@ -206,6 +212,7 @@ def main(argv):
         from keras_sdd.study import runner
 
         process.setup_for(config)
+        process.warn_slow_options(config)
         summary = runner.run_study(config, record_files={"flags.txt": FLAGS.flags_into_string()}, **kind_options)
     except ConfigError as e:
         console.refuse(e)

@@ -19,6 +19,8 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 LR_SCHEDULES = ("multistep", "cosine", "constant")
 NOISE_TYPES = ("none", "symmetric", "pairflip")
 AUGMENTS = ("none", "standard", "randaugment")
+MIXED_PRECISION = ("none", "bfloat16", "float16")
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 GMM_TASKS = ("linear", "xor")
 
 
@@ -101,6 +103,9 @@ class StudyConfig:
     deterministic: bool = False             # tf op determinism (slower on GPU)
     threads: int = 0                        # TF intra/inter-op threads (0: TF's default); 1 suits tiny models
     resume_from_round: int = -1             # with --resume: restart after this recorded round (damaged latest)
+    mixed_precision: str = "none"           # none | bfloat16 | float16 (float32 variables, logits and loss)
+    jit_compile: bool = False               # XLA-compile the train step
+    strategy: str = "default"               # tf.distribute: default | mirrored | multi_worker | tpu
 
     # ------------------------------------------------------------------------------------------------
     def to_dict(self) -> Dict[str, Any]:
@@ -194,6 +199,8 @@ def validate(config: StudyConfig) -> StudyConfig:
     _choice("noise_type", c.noise_type, NOISE_TYPES)
     _choice("augment", c.augment, AUGMENTS)
     _choice("gmm_task", c.gmm_task, GMM_TASKS)
+    _choice("mixed_precision", c.mixed_precision, MIXED_PRECISION)
+    _choice("strategy", c.strategy, STRATEGIES)
     methods.PRUNING_METHODS.check(c.prune_method)
     _range("noise_rate", c.noise_rate, 0.0, 1.0, hi_open=True)
     _range("val_fraction", c.val_fraction, 0.0, 1.0, hi_open=True)
@@ -257,6 +264,9 @@ def validate(config: StudyConfig) -> StudyConfig:
                           f"--optimizer={c.optimizer}")
     if c.retrain != "weight_rewind" and c.rewind_step:
         raise ConfigError("--rewind_step only applies to --retrain=weight_rewind")
+    if c.mixed_precision != "none" and methods.is_gradual(c.prune_method):
+        raise ConfigError(f"--mixed_precision={c.mixed_precision} works with between-round pruning methods; "
+                          f"tfmot's own wrapper behind --prune_method={c.prune_method} breaks under mixed precision")
     if c.noise_type == "none" and c.noise_rate:
         raise ConfigError("--noise_rate must be 0 with --noise_type=none")
     data.validate(c.dataset, **c.data_options())

@@ -125,7 +125,7 @@ def wrap(model: tf_keras.Model, scope: PruneScope = PruneScope(), schedule=None)
             return tf_keras.models.clone_model(layer, clone_function=clone)
         copy = layer.__class__.from_config(layer.get_config())
         if _in_scope(layer, scope, output) and prune_registry.PruneRegistry.supports(layer):
-            return FixedMaskPruneLowMagnitude(copy, pruning_schedule=schedule)
+            return FixedMaskPruneLowMagnitude(copy, pruning_schedule=schedule, dtype=copy.dtype_policy)
         return copy
 
     wrapped = tf_keras.models.clone_model(model, clone_function=clone)

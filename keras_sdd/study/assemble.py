@@ -31,10 +31,25 @@ def round_targets(config: StudyConfig) -> List[float]:
     return [0.0] + targets
 
 
+#: --mixed_precision -> Keras dtype policy.
+POLICIES = {"none": None, "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+
+
 def build_student(config: StudyConfig, input_shape, num_classes: int, round_index: int = 0) -> tf_keras.Model:
-    """The study's plain (unwrapped) model; round k > 0 gives the fresh draw of ``--retrain=scratch``."""
-    return models.build(config.model, input_shape, num_classes,
-                        **{**config.model_options(), "seed": seeds.derive(config.seed, "init", round_index)})
+    """The study's plain (unwrapped) model; round k > 0 gives the fresh draw of ``--retrain=scratch``.
+
+    With ``--mixed_precision`` the layers compute in bfloat16/float16 (their variables stay float32) and a
+    float32 ``logits_float32`` layer after the logits keeps the loss, metrics and predictions in float32."""
+    kwargs = {**config.model_options(), "seed": seeds.derive(config.seed, "init", round_index)}
+    policy = POLICIES[config.mixed_precision]
+    if policy is None:
+        return models.build(config.model, input_shape, num_classes, **kwargs)
+    from tf_keras.src.mixed_precision import policy as mixed_policy
+
+    with mixed_policy.policy_scope(policy):
+        plain = models.build(config.model, input_shape, num_classes, **kwargs)
+    out = tf_keras.layers.Activation("linear", dtype="float32", name="logits_float32")(plain.output)
+    return tf_keras.Model(plain.input, out, name=plain.name)
 
 
 def wrap_student(config: StudyConfig, plain: tf_keras.Model) -> tf_keras.Model:
@@ -141,6 +156,8 @@ def assemble(config: StudyConfig, *, teacher: Optional[tf_keras.Model] = None, s
         student = wrap_student(c, build_student(c, info.input_shape, info.num_classes))
         schedule = policy.make_schedule(c, steps_per_epoch)
         optimizer = policy.make_optimizer(c, schedule)
+        if c.mixed_precision == "float16":   # float16's narrow range needs the loss scaled
+            optimizer = tf_keras.mixed_precision.LossScaleOptimizer(optimizer)
         policy.add_l2_penalty(student, c.l2, models.prunable_weights(student))
         metrics = [tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
         cached = None
@@ -148,13 +165,14 @@ def assemble(config: StudyConfig, *, teacher: Optional[tf_keras.Model] = None, s
             model = student
             model.compile(optimizer=optimizer,
                           loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                          metrics=metrics, steps_per_execution=c.steps_per_execution)
+                          metrics=metrics, steps_per_execution=c.steps_per_execution, jit_compile=c.jit_compile)
         else:
             from keras_sdd import distillation
 
             model = distillation.DistillationModel(student, teacher, alpha=c.kd_alpha,
                                                    temperature=c.kd_temperature)
-            model.compile(optimizer=optimizer, metrics=metrics, steps_per_execution=c.steps_per_execution)
+            model.compile(optimizer=optimizer, metrics=metrics, steps_per_execution=c.steps_per_execution,
+                          jit_compile=c.jit_compile)
             if bundle.augment == "none":  # the teacher's logits are fixed per example: computed once, carried
                 cached = distillation.teacher_logits(teacher, bundle.inputs_dataset("train", max(c.batch_size, 256)))
         optimizer.build(student.trainable_variables)

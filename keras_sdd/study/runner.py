@@ -11,6 +11,7 @@ cut short resumes from its latest epoch checkpoint, so ``--resume`` is the norma
 from __future__ import annotations
 
 import json
+import pathlib
 import time
 from typing import Any, Callable, Dict, List, Optional
 
@@ -360,12 +361,29 @@ def run_study(config: StudyConfig, record_files: Optional[Dict[str, str]] = None
 def run_sdd(config: StudyConfig, record_files: Optional[Dict[str, str]] = None, *, teacher=None,
             summary_extra: Optional[Dict[str, Any]] = None, strategy=None) -> Dict[str, Any]:
     """Plans (nothing written), assembles (data and model known good), then creates the directory and runs the
-    round loop; the plain SDD study, and with ``teacher`` the distillation one."""
+    round loop; the plain SDD study, and with ``teacher`` the distillation one.
+
+    Under ``--strategy`` the model is built in the strategy's scope (masks are variables of the replicated model:
+    one global threshold, computed once from the primary copy, assigned to every replica). In a multi-worker
+    cluster only the chief writes the study directory; the other workers run the same steps, restoring from the
+    chief's checkpoints, and write into a private temporary folder."""
+    from keras_sdd import process
+
+    if strategy is None:
+        strategy = process.make_strategy(config.strategy)
     plan = directory.plan(config)
     if plan.resumed and _finished(plan, config):
         logging.info("%s is already complete (%d rounds); nothing to do", plan.root, len(plan.rows))
         return json.loads(plan.paths.summary.read_text())
     assembly = assemble(config, teacher=teacher, strategy=strategy)
+    if not process.is_chief(strategy):
+        import dataclasses
+        import tempfile
+
+        plan = dataclasses.replace(plan, root=pathlib.Path(tempfile.mkdtemp(prefix="keras_sdd_worker_")),
+                                   resumed=False)
+        config = config.replace(logdir=str(plan.root))
+        record_files = None
     directory.create(plan, config, record_files)
     return RoundLoop(assembly, plan, summary_extra=summary_extra).run()
 

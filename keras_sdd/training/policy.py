@@ -75,7 +75,12 @@ def make_optimizer(config: "StudyConfig", schedule: RoundSchedule) -> tf_keras.o
 def reset_optimizer(optimizer) -> None:
     """Restart the policy from step 0: zero ``optimizer.iterations`` (iteration-keyed learning-rate schedules
     restart) and its slot variables (momenta, second moments); hyper-parameters are left alone, also in legacy
-    optimizers, which keep them among their variables."""
+    optimizers, which keep them among their variables. A mixed-precision LossScaleOptimizer keeps its loss scale:
+    only the optimizer inside it restarts."""
+    inner = getattr(optimizer, "inner_optimizer", None)
+    if inner is not None:
+        reset_optimizer(inner)
+        return
     if isinstance(optimizer, tf_keras.optimizers.legacy.Optimizer):
         slots = [slot for per_var in optimizer._slots.values() for slot in per_var.values()]  # pylint: disable=protected-access
     else:
