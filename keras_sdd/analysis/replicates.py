@@ -42,10 +42,19 @@ class StudyRecord:
         return "vanilla IMP"
 
     @property
+    def settings(self) -> Dict[str, Any]:
+        """The config with the current defaults filled in where an older study did not record a setting (a study
+        written before a setting existed ran with what is now its default)."""
+        from keras_sdd.config import StudyConfig
+
+        defaults = json.loads(json.dumps(StudyConfig().to_dict()))
+        return {**defaults, **self.config}
+
+    @property
     def key(self) -> str:
         """The settings that define a replicate group (everything but the seed and running options)."""
-        return json.dumps({k: v for k, v in sorted(self.config.items()) if k not in NOT_SETTINGS}, sort_keys=True,
-                          default=str)
+        return json.dumps({k: v for k, v in sorted(self.settings.items()) if k not in NOT_SETTINGS},
+                          sort_keys=True, default=str)
 
 
 def load_record(study_dir: pathlib.Path) -> StudyRecord:

@@ -21,12 +21,12 @@ from keras_sdd.study.board import figure_png
 
 
 def _family_key(r: StudyRecord) -> str:
-    return json.dumps({k: v for k, v in sorted(r.config.items()) if k not in NOT_SETTINGS | {"width", "hidden"}},
+    return json.dumps({k: v for k, v in sorted(r.settings.items()) if k not in NOT_SETTINGS | {"width", "hidden"}},
                       sort_keys=True, default=str)
 
 
 def _family_label(r: StudyRecord, varying: Sequence[str]) -> str:
-    parts = [f"{k}={r.config.get(k)}" for k in varying]
+    parts = [f"{k}={r.settings.get(k)}" for k in varying]
     return ", ".join(parts) if parts else f"{r.config.get('model')} on {r.config.get('dataset')}"
 
 
