@@ -21,3 +21,31 @@ def shared_data():
             pytest.fail(f"prepared data not found at {SHARED_DATA}; set KERAS_SDD_DATA_DIR")
         pytest.skip(f"prepared data not found at {SHARED_DATA}; set KERAS_SDD_DATA_DIR")
     return SHARED_DATA
+
+
+class Killed(Exception):
+    """Raised by ``kill_during`` where a kill -9 would have struck."""
+
+
+@pytest.fixture
+def kill_during():
+    """``with kill_during(round, epoch, where=''):`` makes a study stop dead right after that epoch's checkpoint
+    (of a study whose folder path contains ``where``), as a kill would; restored afterwards."""
+    import contextlib
+
+    from keras_sdd.study import runner
+
+    @contextlib.contextmanager
+    def arm(round_index: int, epoch: int, where: str = ""):
+        original = runner._EpochCheckpoint.on_epoch_end
+
+        def killing(self, e, logs=None):
+            original(self, e, logs)
+            if self.round_index == round_index and e == epoch and where in str(self.ckpts.dir):
+                raise Killed()
+        runner._EpochCheckpoint.on_epoch_end = killing
+        try:
+            yield Killed
+        finally:
+            runner._EpochCheckpoint.on_epoch_end = original
+    return arm

@@ -38,7 +38,7 @@ def interrupted(tmp_path_factory):
     cut = full.replace(logdir=str(base / "cut"))
     original = runner._EpochCheckpoint.on_epoch_end
 
-    def killing(self, epoch, logs=None):
+    def killing(self, epoch, logs=None):   # module-scoped, so the function-scoped kill_during cannot serve
         original(self, epoch, logs)
         if self.round_index == 2 and epoch == 0:
             raise _Kill()

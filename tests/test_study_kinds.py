@@ -14,17 +14,13 @@ TINY = dict(dataset="gaussian_mixture", gmm_dim=10, gmm_train_size=400, gmm_test
             lr_schedule="cosine", prune_fraction=0.5, max_rounds=2, checkpoint_every_secs=0.0, threads=1)
 
 
-class _Kill(Exception):
-    pass
-
-
 def test_registry_lists_the_kinds():
     assert kinds.STUDY_KINDS.names() == ["kd", "l2", "sdd"]
     with pytest.raises(ConfigError, match="unknown study kind 'sweepx'"):
         kinds.STUDY_KINDS.get("sweepx")
 
 
-def test_l2_study_resumes_after_a_kill(tmp_path):
+def test_l2_study_resumes_after_a_kill(tmp_path, kill_during):
     full = StudyConfig(**{**TINY, "study": "l2", "l2_values": (0.0, 0.01), "logdir": str(tmp_path / "full")})
     summary = runner.run_study(full)
     assert summary["complete"] and set(summary["members"]) == {"0", "0.01"}
@@ -34,18 +30,9 @@ def test_l2_study_resumes_after_a_kill(tmp_path):
     assert json.loads((root / "l2=0.01" / "config.json").read_text())["l2"] == 0.01
 
     cut = full.replace(logdir=str(tmp_path / "cut"))
-    original = runner._EpochCheckpoint.on_epoch_end
-
-    def killing(self, epoch, logs=None):
-        original(self, epoch, logs)
-        if "l2=0.01" in str(self.ckpts.dir) and self.round_index == 1 and epoch == 0:
-            raise _Kill()
-    runner._EpochCheckpoint.on_epoch_end = killing
-    try:
-        with pytest.raises(_Kill):
+    with kill_during(1, 0, where="l2=0.01") as killed:
+        with pytest.raises(killed):
             runner.run_study(cut)
-    finally:
-        runner._EpochCheckpoint.on_epoch_end = original
     with pytest.raises(ConfigError, match="already holds a study; pass --resume"):
         runner.run_study(cut)
     runner.run_study(cut.replace(resume=True))

@@ -43,26 +43,28 @@ def cost_rows(groups: Sequence[Group], patience: int, tolerance: float) -> List[
     return out
 
 
+def lottery_numbers(members: Sequence) -> Dict[str, Any]:
+    """Seed 2 Table 1 numbers over replicate studies (mean ± std): full model parameters and test error, and the
+    best pruned model's (test-chosen, Definition 1, and validation-chosen) effective parameters and test error."""
+    cols: Dict[str, List[Any]] = {k: [] for k in ("full_params", "full_test_error", "best_params_test_chosen",
+                                                  "best_test_error_test_chosen", "best_params_val_chosen",
+                                                  "best_test_error_val_chosen")}
+    for m in members:
+        first = m.rows[0] if m.rows else {}
+        cols["full_params"].append(curves.effective_params(first)["value"])
+        cols["full_test_error"].append(1 - first["test_accuracy"] if isinstance(first.get("test_accuracy"), float)
+                                       else None)
+        best = curves.best_pruned(m.rows)
+        for sel in ("test_chosen", "val_chosen"):
+            b = best.get(sel) or {}
+            cols[f"best_params_{sel}"].append(b.get("effective_params"))
+            cols[f"best_test_error_{sel}"].append(b.get("test_error"))
+    return {k: mean_std(v) for k, v in cols.items()}
+
+
 def lottery_rows(groups: Sequence[Group]) -> List[Dict[str, Any]]:
-    """Seed 2 Table 1 form: full model parameters and test error vs the best pruned model's (test-chosen,
-    Definition 1, and validation-chosen)."""
-    out = []
-    for g in groups:
-        full_params, full_err, test_p, test_err, val_p, val_err = [], [], [], [], [], []
-        for m in g.members:
-            first = m.rows[0] if m.rows else {}
-            full_params.append(curves.effective_params(first)["value"])
-            full_err.append(1 - first["test_accuracy"] if isinstance(first.get("test_accuracy"), float) else None)
-            best = curves.best_pruned(m.rows)
-            for sel, ps, es in (("test_chosen", test_p, test_err), ("val_chosen", val_p, val_err)):
-                b = best.get(sel) or {}
-                ps.append(b.get("effective_params"))
-                es.append(b.get("test_error"))
-        out.append({"study": g.label, "replicates": len(g.members), "full_params": mean_std(full_params),
-                    "full_test_error": mean_std(full_err), "best_params_test_chosen": mean_std(test_p),
-                    "best_test_error_test_chosen": mean_std(test_err), "best_params_val_chosen": mean_std(val_p),
-                    "best_test_error_val_chosen": mean_std(val_err)})
-    return out
+    """``lottery_numbers`` of each replicate group."""
+    return [{"study": g.label, "replicates": len(g.members), **lottery_numbers(g.members)} for g in groups]
 
 
 def fmt(ms: Dict[str, Any], scale: float = 1.0, digits: int = 2, pct: bool = False, integer: bool = False,

@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from keras_sdd.analysis import curves
-from keras_sdd.analysis.replicates import NOT_SETTINGS, StudyRecord, mean_std
+from keras_sdd.analysis.replicates import NOT_SETTINGS, StudyRecord
 from keras_sdd.study.board import figure_png
 
 
@@ -49,26 +49,15 @@ def families(records: Sequence[StudyRecord]) -> List[Dict[str, Any]]:
 
 
 def width_rows(family: Dict[str, Any]) -> List[Dict[str, Any]]:
-    """Seed 2 Table 1 rows of one family, one per width (mean ± std over seeds)."""
+    """Seed 2 Table 1 rows of one family, one per width (``tables.lottery_numbers`` over its seeds)."""
+    from keras_sdd.analysis.tables import lottery_numbers
+
     rows = []
     for width, members in family["widths"].items():
-        full_p, full_e, best_p, best_e, val_p, val_e = [], [], [], [], [], []
-        for m in members:
-            first = m.rows[0] if m.rows else {}
-            full_p.append(curves.effective_params(first)["value"])
-            full_e.append(1 - first["test_accuracy"] if isinstance(first.get("test_accuracy"), float) else None)
-            best = curves.best_pruned(m.rows)
-            for sel, ps, es in (("test_chosen", best_p, best_e), ("val_chosen", val_p, val_e)):
-                b = best.get(sel) or {}
-                ps.append(b.get("effective_params"))
-                es.append(b.get("test_error"))
         if isinstance(width, float) and width.is_integer():
             width = int(width)
         rows.append({"family": family["label"], "width": width, "seeds": [m.config.get("seed") for m in members],
-                     "full_params": mean_std(full_p), "full_test_error": mean_std(full_e),
-                     "effective_params": mean_std(best_p), "best_pruned_test_error": mean_std(best_e),
-                     "effective_params_val_chosen": mean_std(val_p),
-                     "best_pruned_test_error_val_chosen": mean_std(val_e)})
+                     **lottery_numbers(members)})
     return rows
 
 
@@ -91,8 +80,8 @@ def markdown(rows: Sequence[Dict[str, Any]]) -> str:
              " seeds |", "|---|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         lines.append(f"| {r['family']} | {r['width']} | {fmt(r['full_params'], integer=True)} | "
-                     f"{fmt(r['full_test_error'], digits=3)} | {fmt(r['effective_params'], integer=True)} | "
-                     f"{fmt(r['best_pruned_test_error'], digits=3)} | {','.join(map(str, r['seeds']))} |")
+                     f"{fmt(r['full_test_error'], digits=3)} | {fmt(r['best_params_test_chosen'], integer=True)} | "
+                     f"{fmt(r['best_test_error_test_chosen'], digits=3)} | {','.join(map(str, r['seeds']))} |")
     return "\n".join(lines) + "\n"
 
 
@@ -130,9 +119,10 @@ def effective_params_png(families_: Sequence[Dict[str, Any]]) -> Optional[bytes]
     ax = fig.add_subplot(1, 1, 1)
     for i, fam in enumerate(families_):
         rows = width_rows(fam)
-        xs = [float(r["width"]) for r in rows if r["effective_params"]["mean"] is not None]
-        ys = [r["effective_params"]["mean"] for r in rows if r["effective_params"]["mean"] is not None]
-        es = [r["effective_params"]["std"] for r in rows if r["effective_params"]["mean"] is not None]
+        known = [r for r in rows if r["best_params_test_chosen"]["mean"] is not None]
+        xs = [float(r["width"]) for r in known]
+        ys = [r["best_params_test_chosen"]["mean"] for r in known]
+        es = [r["best_params_test_chosen"]["std"] for r in known]
         if xs:
             ax.errorbar(xs, ys, yerr=es, fmt="-o", color=f"C{i % 10}", capsize=3, label=fam["label"])
     ax.set_xscale("log")
