@@ -13,7 +13,11 @@ from __future__ import annotations
 import argparse
 import os
 
-import keras_sdd  # noqa: F401  (Keras 2 for tfmot)
+from keras_sdd import console
+
+console.quiet_native_logs()  # TensorFlow's native start-up lines would bury the table
+
+import keras_sdd  # noqa: E402,F401  (Keras 2 for tfmot)
 
 import numpy as np
 import tensorflow as tf

@@ -23,6 +23,10 @@ import sys
 import tempfile
 import time
 
+from keras_sdd import console
+
+console.quiet_native_logs()  # TensorFlow's native start-up lines would bury the table
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
