@@ -75,7 +75,7 @@ def main(argv):
     del argv
     console.configure_logging()
     try:
-        from keras_sdd.study import directory
+        from keras_sdd.study import directory, paths
         from keras_sdd.sweep import engine
         from keras_sdd.sweep.grid import parse_grid
 
@@ -93,7 +93,7 @@ def main(argv):
             raise ConfigError(f"{root} exists and holds no sweep; choose another --logdir")
         pts = points(grid, root)
         for p in pts:   # an existing point must match its settings and be resumable, before anything starts
-            if paths_is_study(p.dir):
+            if paths.StudyPaths(p.dir).is_study():
                 directory.plan(StudyConfig.from_dict({**p.config, "resume": True}))
         if FLAGS.ray_address:
             engine.check_address(FLAGS.ray_address)
@@ -112,12 +112,6 @@ def main(argv):
         sys.exit(EXIT_FAILED_STUDIES)
     print(f"sweep done: {len(pts)} studies in {root}; report: python -m apps.report --logdir={root} "
           f"--out={root}_report")
-
-
-def paths_is_study(d: pathlib.Path) -> bool:
-    from keras_sdd.study import paths
-
-    return paths.StudyPaths(d).is_study()
 
 
 def run():

@@ -70,7 +70,8 @@ def read_config(root: pathlib.Path) -> StudyConfig:
                           "it cannot be resumed") from None
 
 
-def _compare(old: StudyConfig, new: StudyConfig, root: pathlib.Path) -> None:
+def compare(old: StudyConfig, new: StudyConfig, root: pathlib.Path) -> None:
+    """Refuses to resume with settings that differ from the saved ones (except RESUMABLE_CHANGES)."""
     keep = {k: getattr(new, k) for k in RESUMABLE_CHANGES}
     if old.replace(**keep) != new:
         diff = [f"--{k}: {getattr(old, k)!r} -> {getattr(new, k)!r}"
@@ -99,7 +100,7 @@ def plan(config: StudyConfig) -> Plan:
         return Plan(root)
     if not config.resume:
         raise ConfigError(f"{root} already holds a study; pass --resume to continue it, or choose another --logdir")
-    _compare(read_config(root), config, root)
+    compare(read_config(root), config, root)
     rows = RoundRecords(root).check()
     n = len(rows)
     pointer = checkpoints.read_pointer(root)

@@ -128,7 +128,7 @@ class L2Kind:
             if not config.resume:
                 raise ConfigError(f"{root} already holds a study; pass --resume to continue it, or choose another "
                                   "--logdir")
-            directory._compare(directory.read_config(root), config, root)  # pylint: disable=protected-access
+            directory.compare(directory.read_config(root), config, root)
         elif config.resume:
             raise ConfigError(f"--resume: there is no study in {root} to resume; drop --resume to start one")
         elif root.exists() and any(root.iterdir()):

@@ -143,18 +143,17 @@ class Sweep:
                               retry_exceptions=True, max_calls=1)(run_point)   # max_calls=1: a fresh process each
             running = {}
             for p in todo:
-                running[task.remote(p.config, p.flags_text)] = (p, time.monotonic())
+                running[task.remote(p.config, p.flags_text)] = p
                 self.state[p.name].update(status="running", attempts=self.state[p.name].get("attempts", 0) + 1)
             self.save()
-            failed, walls, t0 = [], [], time.monotonic()
+            failed, t0 = [], time.monotonic()
             while running:
                 ready, _ = ray.wait(list(running), num_returns=1)
-                p, _ = running.pop(ready[0])
+                p = running.pop(ready[0])
                 entry = self.state[p.name]
                 try:
                     result = ray.get(ready[0])
                     entry.update(status="done", wall_s=result["wall_s"], error=None)
-                    walls.append(result["wall_s"])
                     detail = f"{_summary_line(p)}, {result['wall_s']:.0f}s"
                 except Exception as e:  # noqa: BLE001  (a study's own error, after Ray's retries)
                     lines = [line for line in str(e).strip().splitlines() if line.strip()]
