@@ -19,6 +19,9 @@ _LAZY = {
     "data": ("keras_sdd.data", None), "models": ("keras_sdd.models", None),
     "pruning": ("keras_sdd.pruning", None), "callbacks": ("keras_sdd.callbacks", None),
     "StudyConfig": ("keras_sdd.config", "StudyConfig"), "run_study": ("keras_sdd.study.runner", "run_study"),
+    "DistillationModel": ("keras_sdd.distillation", "DistillationModel"),
+    "load_round": ("keras_sdd.study.loading", "load_round"), "load_best": ("keras_sdd.study.loading", "load_best"),
+    "analysis": ("keras_sdd.analysis", None),
 }
 
 __all__ = ["ConfigError", "SDDError", "__version__", *_LAZY]
