@@ -19,6 +19,20 @@ def _figure(ncols: int = 1, width: float = 7.0):
     return fig, [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
 
 
+def finish(fig, ax, xlabel: str, ylabel: str, *, log_x: bool = True, invert_x: bool = False) -> bytes:
+    """Axis labels, log x-axis (pruning runs right when inverted), grid, legend; the figure as PNG bytes."""
+    if log_x:
+        ax.set_xscale("log")
+    if invert_x:
+        ax.invert_xaxis()
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return figure_png(fig)
+
+
 def accuracy_vs_params(groups: Sequence[Group]) -> Optional[bytes]:
     """Test (solid) and train-on-noisy-labels (dashed) accuracy against remaining parameters, log x-axis as the
     papers draw it; one colour per group, a band of ± one std over replicates."""
@@ -39,14 +53,7 @@ def accuracy_vs_params(groups: Sequence[Group]) -> Optional[bytes]:
             drawn = True
     if not drawn:
         return None
-    ax.set_xscale("log")
-    ax.invert_xaxis()
-    ax.set_xlabel("remaining parameters (log scale; pruning goes right)")
-    ax.set_ylabel("accuracy (%)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return figure_png(fig)
+    return finish(fig, ax, "remaining parameters (log scale; pruning goes right)", "accuracy (%)", invert_x=True)
 
 
 def ece_vs_sparsity(groups: Sequence[Group]) -> Optional[bytes]:
@@ -66,15 +73,8 @@ def ece_vs_sparsity(groups: Sequence[Group]) -> Optional[bytes]:
                 ax.plot(x, mean, style, color=colour, marker="o", ms=2, label=f"{g.label} — {key.replace('_', ' ')}")
         acc, _ = g.mean_std("test_accuracy")
         acc_ax.plot(x, 100 * acc, "--", color=colour, alpha=0.5)
-    ax.set_xscale("log")
-    ax.invert_xaxis()
-    ax.set_xlabel("remaining weights (%)")
-    ax.set_ylabel("ECE (solid: clean labels, dotted: noisy labels)")
     acc_ax.set_ylabel("test accuracy (%) (dashed)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
-    return figure_png(fig)
+    return finish(fig, ax, "remaining weights (%)", "ECE (solid: clean labels, dotted: noisy labels)", invert_x=True)
 
 
 def reliability_diagrams(panels: Dict[str, Dict[str, np.ndarray]], bins: int = 15) -> Optional[bytes]:
@@ -114,4 +114,4 @@ def bayes_scatter(panels: Dict[str, Dict[str, np.ndarray]]) -> Optional[bytes]:
     return figure_png(fig)
 
 
-__all__: List[str] = ["accuracy_vs_params", "ece_vs_sparsity", "reliability_diagrams", "bayes_scatter"]
+__all__: List[str] = ["finish", "accuracy_vs_params", "ece_vs_sparsity", "reliability_diagrams", "bayes_scatter"]

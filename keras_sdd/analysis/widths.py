@@ -17,7 +17,7 @@ import numpy as np
 
 from keras_sdd.analysis import curves
 from keras_sdd.analysis.replicates import NOT_SETTINGS, StudyRecord
-from keras_sdd.study.board import figure_png
+from keras_sdd.analysis.plots import finish
 
 
 def _family_key(r: StudyRecord) -> str:
@@ -101,14 +101,8 @@ def double_descent_png(family: Dict[str, Any]) -> Optional[bytes]:
         dense_x.append(params[0])
         dense_y.append(err[0])
     ax.plot(dense_x, dense_y, "k-o", lw=2, ms=5, label="dense models (model-wise)")
-    ax.set_xscale("log")
-    ax.set_xlabel("parameters (log scale)")
-    ax.set_ylabel("test error")
     ax.set_title(family["label"], fontsize=9)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return figure_png(fig)
+    return finish(fig, ax, "parameters (log scale)", "test error")
 
 
 def effective_params_png(families_: Sequence[Dict[str, Any]]) -> Optional[bytes]:
@@ -125,10 +119,4 @@ def effective_params_png(families_: Sequence[Dict[str, Any]]) -> Optional[bytes]
         es = [r["best_params_test_chosen"]["std"] for r in known]
         if xs:
             ax.errorbar(xs, ys, yerr=es, fmt="-o", color=f"C{i % 10}", capsize=3, label=fam["label"])
-    ax.set_xscale("log")
-    ax.set_xlabel("width")
-    ax.set_ylabel("effective parameters (best pruned model)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return figure_png(fig)
+    return finish(fig, ax, "width", "effective parameters (best pruned model)")
