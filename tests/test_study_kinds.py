@@ -99,7 +99,7 @@ def test_kd_teacher_from_a_saved_model_file(tmp_path, teacher_study):
     ("{d}/teacher:round=9", r"has no round 9"),
     ("{d}/bad.keras", r"cannot load a Keras model"),
     ("{d}/folder:best", r"is not a study directory"),
-    ("{d}/wide:best", r"teacher takes inputs of shape \(12,\) but the student's data has shape \(10,\)"),
+    ("{d}/wide:best", r"teacher takes inputs of shape \(12,\) but the student takes \(10,\)"),
 ])
 def test_kd_bad_teacher_refused_before_anything_is_written(tmp_path, teacher_study, teacher, message):
     d = tmp_path / "src"
