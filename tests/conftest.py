@@ -8,8 +8,10 @@ import keras_sdd  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 #: Real MNIST / Fashion-MNIST (tfds 4.9.10) and the CIFAR-N label files: the package's own data-root setting
-#: KERAS_SDD_DATA_DIR (tensorflow_datasets/ and cifar-n/ inside), by default ../shared/data beside the checkout.
-SHARED_DATA = pathlib.Path(os.environ.get("KERAS_SDD_DATA_DIR", REPO.parent / "shared" / "data"))
+#: KERAS_SDD_DATA_DIR (tensorflow_datasets/ and cifar-n/ inside), else the old test-only name
+#: KERAS_SDD_TEST_DATA, else ../shared/data beside the checkout.
+SHARED_DATA = pathlib.Path(os.environ.get("KERAS_SDD_DATA_DIR") or os.environ.get("KERAS_SDD_TEST_DATA")
+                           or REPO.parent / "shared" / "data")
 
 
 @pytest.fixture(scope="session")
@@ -21,6 +23,14 @@ def shared_data():
             pytest.fail(f"prepared data not found at {SHARED_DATA}; set KERAS_SDD_DATA_DIR")
         pytest.skip(f"prepared data not found at {SHARED_DATA}; set KERAS_SDD_DATA_DIR")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _hermetic_data_root(monkeypatch):
+    """Tests see no data root from the environment (the package would honour KERAS_SDD_DATA_DIR where a test
+    expects tfds's mocks or its own folders); tests wanting real data use ``shared_data``, tests of the setting
+    set it themselves."""
+    monkeypatch.delenv("KERAS_SDD_DATA_DIR", raising=False)
 
 
 class Killed(Exception):

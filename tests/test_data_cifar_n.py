@@ -141,3 +141,16 @@ def test_path_variant_combines_files_with_tfds_images(tmp_path):
         data.validate("cifar10_n", path=tmp_path / "cn", human_label="random1")
     with pytest.raises(ConfigError, match="lacks CIFAR-100_human.pt, image_order_c100.npy"):
         data.validate("cifar100_n", path=tmp_path / "cn")
+
+
+def test_label_files_found_through_the_data_root(tmp_path, monkeypatch):
+    """Without path, CIFAR-N takes its label files from $KERAS_SDD_DATA_DIR/cifar-n; path wins over it."""
+    (tmp_path / "root" / "cifar-n").mkdir(parents=True)
+    monkeypatch.setenv("KERAS_SDD_DATA_DIR", str(tmp_path / "root"))
+    with pytest.raises(ConfigError, match=f"cifar10_n path {tmp_path / 'root' / 'cifar-n'} lacks CIFAR-10_human"):
+        data.validate("cifar10_n")
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(ConfigError, match=f"cifar10_n path {tmp_path / 'mine'} lacks"):
+        data.validate("cifar10_n", path=tmp_path / "mine")
+    monkeypatch.setenv("KERAS_SDD_DATA_DIR", str(tmp_path / "elsewhere"))   # no cifar-n/ there: tfds's builder
+    data.validate("cifar10_n")

@@ -109,8 +109,9 @@ def test_image_folder_errors(tmp_path):
         data.validate("image_folder", path=tmp_path / "only_train")
     with pytest.raises(ConfigError, match="not a folder"):
         data.validate("image_folder", path=tmp_path / "nothing")
+    _write_folder(tmp_path / "ok")
     with pytest.raises(ConfigError, match="unknown class 'cow'.*0=cat"):
-        data.validate("image_folder", path=tmp_path / "mixed", classes=["cow", "cat"])
+        data.validate("image_folder", path=tmp_path / "ok", classes=["cow", "cat"])
 
 
 def test_image_folder_refusals_name_the_class_or_file(tmp_path):
@@ -119,12 +120,49 @@ def test_image_folder_refusals_name_the_class_or_file(tmp_path):
     d.mkdir()
     tf.io.write_file(str(d / "0.png"), tf.io.encode_png(np.zeros((6, 6, 3), np.uint8)))
     with pytest.raises(ConfigError, match=r"test/ has class\(es\) fox that train/ lacks"):
-        data.validate("image_folder", path=tmp_path / "extra")
+        data.validate("image_folder", path=tmp_path / "extra")   # check: before anything is trained or written
+
+    # not an image at all (or empty): refused by the cheap check, from the header
+    _write_folder(tmp_path / "text")
+    (tmp_path / "text" / "test" / "emu" / "1.png").write_text("hello")
+    with pytest.raises(ConfigError, match=r"cannot decode .*text/test/emu/1\.png: not a PNG, JPEG"):
+        data.validate("image_folder", path=tmp_path / "text")
+    (tmp_path / "text" / "test" / "emu" / "1.png").write_bytes(b"")
+    with pytest.raises(ConfigError, match=r"cannot decode .*text/test/emu/1\.png: an empty file"):
+        data.validate("image_folder", path=tmp_path / "text")
+
+    # a PNG header on broken data: named when read decodes it, with TF's reason but not its kernel's name
     _write_folder(tmp_path / "broken")
     bad = tmp_path / "broken" / "train" / "dog" / "2.png"
-    bad.write_bytes(b"\x89PNG not really")
-    with pytest.raises(ConfigError, match=r"cannot decode .*broken/train/dog/2\.png"):
+    bad.write_bytes(bad.read_bytes()[:40])
+    data.validate("image_folder", path=tmp_path / "broken")
+    with pytest.raises(ConfigError, match=r"cannot decode .*broken/train/dog/2\.png: Invalid PNG\b") as e:
         data.load("image_folder", path=tmp_path / "broken")
+    assert "function_node" not in str(e.value) and "Op:" not in str(e.value) and "\n" not in str(e.value)
+
+    # two sizes: one line naming the first file, the odd one and both sizes, already from the check
     _write_folder(tmp_path / "sizes", sizes={("test", "emu", 1): 5})
-    with pytest.raises(ConfigError, match=r"train/cat/0\.png is 6x6 and .*test/emu/1\.png is 5x5"):
+    with pytest.raises(ConfigError, match=r"train/cat/0\.png is 6x6 and .*test/emu/1\.png is 5x5") as e:
+        data.validate("image_folder", path=tmp_path / "sizes")
+    assert "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match=r"test/emu/1\.png is 5x5"):
         data.load("image_folder", path=tmp_path / "sizes")
+
+
+def test_image_folder_header_sizes_are_the_decoded_sizes(tmp_path):
+    """JPEG and PNG sizes read from the headers (width x height) agree with TensorFlow's decoding."""
+    from keras_sdd.data.own_data import _header_size
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (5, 9, 3), dtype=np.uint8)      # height 5, width 9
+    for name, encoded in (("a.png", tf.io.encode_png(img)), ("b.jpg", tf.io.encode_jpeg(img)),
+                          ("c.jpg", tf.io.encode_jpeg(img, progressive=True, xmp_metadata="<x/>" * 50))):
+        (tmp_path / name).write_bytes(encoded.numpy())
+        assert _header_size(str(tmp_path / name)) == (9, 5), name
+    for c in ("a", "b"):       # JPEG and PNG mixed in one folder: fine when the sizes agree
+        for split in ("train", "test"):
+            (tmp_path / "mix" / split / c).mkdir(parents=True)
+            (tmp_path / "mix" / split / c / "0.jpg").write_bytes((tmp_path / "b.jpg").read_bytes())
+            (tmp_path / "mix" / split / c / "1.png").write_bytes((tmp_path / "a.png").read_bytes())
+    b = data.load("image_folder", path=tmp_path / "mix", val_fraction=0.0)
+    assert b.info.input_shape == (5, 9, 3) and len(b.train) == 4

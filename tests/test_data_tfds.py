@@ -132,18 +132,68 @@ def test_bad_input_names_the_choices():
 
 
 def test_download_offline_fails_in_seconds(monkeypatch, tmp_path):
-    import time
-
     from keras_sdd.data import tfds_sources
 
-    monkeypatch.setattr(tfds_sources, "internet_reachable", lambda *a, **k: False)
+    probed = []
+    monkeypatch.setattr(tfds_sources, "internet_reachable", lambda host, *a, **k: probed.append(host) or False)
     t0 = time.monotonic()
-    with pytest.raises(ConfigError, match=r"--download needs internet.*--data_dir"):
+    with pytest.raises(ConfigError, match=r"--download needs internet, and storage\.googleapis\.com cannot be "
+                                          r"reached.*machine with internet \(--download\).*--data_dir") as e:
         data.load("mnist", data_dir=str(tmp_path), download=True)
-    assert time.monotonic() - t0 < 10
+    assert time.monotonic() - t0 < 10 and probed == ["storage.googleapis.com"] and "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match=r"www\.cs\.toronto\.edu cannot be reached"):   # no URLs in tfds: known
+        data.load("cifar10_n", data_dir=str(tmp_path), download=True)
 
 
-def test_data_root_setting_is_honoured(monkeypatch, shared_data):
+def test_download_hosts_come_from_the_datasets_urls():
+    from keras_sdd.data.tfds_sources import download_hosts
+
+    assert download_hosts(tfds, "mnist") == (("https", "storage.googleapis.com"),)
+    assert download_hosts(tfds, "fashion_mnist") == (("http", "fashion-mnist.s3-website.eu-central-1.amazonaws.com"),)
+    assert download_hosts(tfds, "cifar100") == (("https", "www.cs.toronto.edu"),)
+
+
+def test_a_hanging_probe_is_bounded(monkeypatch):
+    """socket's timeout does not cover the name lookup: a lookup that hangs still counts as offline in time."""
+    from keras_sdd.data import tfds_sources
+
+    monkeypatch.setattr(tfds_sources, "internet_reachable", lambda *a, **k: time.sleep(30) or True)
+    t0 = time.monotonic()
+    assert tfds_sources.probe_hosts([("https", "a.example"), ("http", "b.example")], timeout=0.5) == \
+        {"a.example": False, "b.example": False}
+    assert time.monotonic() - t0 < 3
+
+
+def test_a_proxy_is_what_the_probe_reaches(monkeypatch):
+    from keras_sdd.data.tfds_sources import _address
+
+    for var in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY", "no_proxy",
+                "NO_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    assert _address("https", "storage.googleapis.com") == ("storage.googleapis.com", 443)
+    assert _address("http", "x.example") == ("x.example", 80)
+    monkeypatch.setenv("https_proxy", "http://proxy.local:3128")
+    assert _address("https", "storage.googleapis.com") == ("proxy.local", 3128)
+
+
+def test_data_root_setting_is_honoured(monkeypatch, shared_data, tmp_path):
     monkeypatch.setenv("KERAS_SDD_DATA_DIR", str(shared_data))
     b = data.load("mnist", train_subset=100, val_fraction=0.0)        # no data_dir: found through the setting
     assert b.info.input_shape == (28, 28, 1) and len(b.train) == 100
+    # --data_dir wins over the setting
+    with pytest.raises(ConfigError, match=f"not prepared in data_dir {tmp_path}"):
+        data.load("mnist", data_dir=str(tmp_path))
+    # a root without tensorflow_datasets/: tfds's default applies, and the refusal says why the root was not used
+    monkeypatch.setenv("KERAS_SDD_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds_default"))
+    with pytest.raises(ConfigError, match=r"tfds's default data_dir \(.*tfds_default; KERAS_SDD_DATA_DIR=.* has no "
+                                          r"tensorflow_datasets/ folder\)"):
+        data.load("mnist")
+
+
+def test_prepared_data_is_never_probed(monkeypatch, shared_data):
+    """--download with the data already prepared: no probe, no network."""
+    from keras_sdd.data import tfds_sources
+
+    assert tfds_sources._prepared(tfds, "mnist", str(shared_data / "tensorflow_datasets"))
+    assert not tfds_sources._prepared(tfds, "cifar10", str(shared_data / "tensorflow_datasets"))

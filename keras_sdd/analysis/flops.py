@@ -1,95 +1,253 @@
 """Sparsity-aware FLOPs of a model, counted per layer from its shapes (tf.profiler counts dense FLOPs only).
 
-Conventions, per example: a multiply-add is 2 FLOPs. Dense: 2·positions·in·out (+ out·positions for the bias);
-Conv: 2·k_h·k_w·(c_in/groups)·c_out·H_out·W_out (+ bias); dot-product attention: 2·T·T·D for QKᵀ and again for
-the weighted sum, 3 per score for the softmax; minor terms: BatchNorm 2 and LayerNorm 5 per element, activations
-and Add 1 per output element (per extra input for Add), pooling 1 per input element. A pruned layer's matrix
-product costs its density (share of unpruned kernel entries) times the dense cost; the minor terms do not shrink.
-Training: forward + backward ≈ 3 × forward per example and epoch.
+Why: the papers compare pruning schedules by training compute (PFLOPs) at the sparsity each round trained at; a
+pruned weight's multiply-add is work a sparse kernel would not do.
+
+Conventions, per example (batch 1), forward pass:
+- A multiply-add is 2 FLOPs (as the TF profiler counts MatMul / Conv2D).
+- Dense: 2·positions·in·out, positions = the output elements / out (1 for a vector input, tokens for a sequence).
+- Conv (1-3 D, grouped): 2·∏k·(c_in/groups)·(output elements); depthwise: 2·∏k·(output elements); separable:
+  depthwise + pointwise (2·c_in·multiplier·output elements); transposed: 2·∏k·c_out·(input elements).
+- MultiHeadAttention: the four projections (2·tokens·in·heads·head_dim each) plus the attention core: 2·H·Tq·Tk·
+  key_dim for QKᵀ, 2·H·Tq·Tk·value_dim for the weighted sum, 1 per query entry for the 1/√d scaling and
+  ``MINOR['softmax']`` per score; keras_sdd's ViT ``DotProductAttention`` likewise (its projections are Dense).
+- Minor terms, FLOPs per element (``MINOR``): bias 1 per output; BatchNorm 2 (inference: scale and shift);
+  LayerNorm 7 (mean, centre, square, variance, normalise, scale, shift); softmax 5 (max, subtract, exp, sum,
+  divide); piecewise-linear activations (ReLU, leaky ReLU, ...) 1; other activations (GELU, sigmoid, tanh, swish,
+  ELU, ...) 4; Add / Subtract / Multiply / Maximum / Minimum (n−1) per output, Average n; windowed pooling
+  pool-area per output, global pooling 1 per input; a Dense or Conv ``activation=`` is counted like the layer.
+  Reshapes, dropout (inference), concatenation, embeddings: 0.
+- Sparsity: a layer's weight products (the kernels pruning masks) cost density × dense cost, density = the share
+  of unpruned entries of the layer's pruned kernels; the attention core and the minor terms do not shrink. These
+  are the FLOPs a sparse kernel would do; TensorFlow's dense kernels do the dense work whatever the masks.
+- Training: forward + backward ≈ 3 × forward, per example and epoch.
+- A layer Keras called n times (a shared layer) is counted n times; nested models are walked through.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Mapping, Optional
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import keras_sdd  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 
 import numpy as np
 import tf_keras
+from tf_keras.src.layers.convolutional.base_conv import Conv
 
+from keras_sdd.models import vit
 from keras_sdd.models.params import unwrap, walk_layers
 
-_ACTIVATIONS = (tf_keras.layers.ReLU, tf_keras.layers.Activation, tf_keras.layers.LeakyReLU,
-                tf_keras.layers.Softmax, tf_keras.layers.ELU)
-_POOLS = (tf_keras.layers.MaxPooling2D, tf_keras.layers.AveragePooling2D, tf_keras.layers.GlobalAveragePooling2D,
-          tf_keras.layers.GlobalMaxPooling2D, tf_keras.layers.MaxPooling1D, tf_keras.layers.GlobalAveragePooling1D)
+#: FLOPs per element of the minor (non-matmul) operations; see the module docstring.
+MINOR = {"bias": 1, "batch_norm": 2, "layer_norm": 7, "softmax": 5, "piecewise": 1, "nonlinear": 4,
+         "add": 1, "scale": 1}
+
+_PIECEWISE = {"relu", "relu6", "leaky_relu", "hard_sigmoid", "hard_silu", "hard_swish"}
+_FREE = {"linear", None, ""}
+
+L = tf_keras.layers
+_MERGE_N_MINUS_1 = (L.Add, L.Subtract, L.Multiply, L.Maximum, L.Minimum)
+_TRANSPOSED = (L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose)
+_DEPTHWISE = (L.DepthwiseConv1D, L.DepthwiseConv2D)
+_SEPARABLE = (L.SeparableConv1D, L.SeparableConv2D)
+_WINDOW_POOLS = (L.MaxPooling1D, L.MaxPooling2D, L.MaxPooling3D, L.AveragePooling1D, L.AveragePooling2D,
+                 L.AveragePooling3D)
+_GLOBAL_POOLS = (L.GlobalAveragePooling1D, L.GlobalAveragePooling2D, L.GlobalAveragePooling3D,
+                 L.GlobalMaxPooling1D, L.GlobalMaxPooling2D, L.GlobalMaxPooling3D)
+
+_WEIGHTED = (L.Dense, L.EinsumDense, Conv, L.MultiHeadAttention)
+#: Every layer kind ``_one_call`` counts; all others (reshapes, dropout, concatenation, embeddings...) are free.
+_COUNTED = _WEIGHTED + (vit.DotProductAttention, vit.PositionEmbedding, L.BatchNormalization,
+                        L.LayerNormalization, L.Rescaling, L.Normalization, L.Softmax, L.ReLU, L.LeakyReLU, L.PReLU,
+                        L.ThresholdedReLU, L.ELU, L.Activation, L.Average) + _MERGE_N_MINUS_1 + _WINDOW_POOLS \
+    + _GLOBAL_POOLS
 
 
-@dataclass
+@dataclass(frozen=True)
 class FlopsReport:
-    """Forward FLOPs per example: per layer key, the dense total and the total at the given densities."""
+    """Forward FLOPs per example: per layer key (walk_layers keys, layers with any FLOPs), the total at the
+    given densities, the dense total, and the dense FLOPs of the weight products alone (what pruning shrinks)."""
 
     per_layer: Dict[str, float]
     dense_total: float
     total: float
+    prunable_dense: float = 0.0
 
 
-def _shape(layer, which: str):
-    try:
-        return getattr(layer, f"{which}_shape")
-    except (AttributeError, RuntimeError):
-        return None
-
-
-def _elements(shape) -> int:
-    if shape is None:
+def activation_flops(activation) -> int:
+    """FLOPs per element of a Keras activation (a function or its name)."""
+    name = activation if isinstance(activation, str) or activation is None else getattr(activation, "__name__", "")
+    if name in _FREE:
         return 0
-    if isinstance(shape, list):
-        return sum(_elements(s) for s in shape)
-    return int(np.prod([d for d in shape[1:] if d is not None], dtype=np.int64))
+    if name in ("softmax", "log_softmax"):
+        return MINOR["softmax"]
+    return MINOR["piecewise"] if name in _PIECEWISE else MINOR["nonlinear"]
 
 
-def layer_flops(outer, inner=None):
-    """(prunable FLOPs, other FLOPs) of one layer per example; ``outer`` is the layer as it sits in the model
-    (it holds the shapes), ``inner`` the unwrapped layer (it holds the kernel)."""
-    inner = unwrap(outer) if inner is None else inner
-    out_shape, in_shape = _shape(outer, "output"), _shape(outer, "input")
-    out_n = _elements(out_shape)
-    if isinstance(inner, tf_keras.layers.Dense):
-        d_in, d_out = inner.kernel.shape
-        positions = out_n // int(d_out) if d_out else 0
-        return 2.0 * positions * int(d_in) * int(d_out), float(out_n if inner.use_bias else 0)
-    if isinstance(inner, tf_keras.layers.DepthwiseConv2D):
-        kh, kw, cin, mult = inner.depthwise_kernel.shape
-        return 2.0 * int(kh) * int(kw) * out_n, float(out_n if inner.use_bias else 0)
-    if isinstance(inner, tf_keras.layers.Conv2D):
-        kh, kw, cin_g, cout = inner.kernel.shape
-        return 2.0 * int(kh) * int(kw) * int(cin_g) * out_n, float(out_n if inner.use_bias else 0)
-    if isinstance(inner, tf_keras.layers.MultiHeadAttention):
-        q_shape = in_shape[0] if isinstance(in_shape, list) else in_shape
-        t, d = int(q_shape[1]), int(q_shape[-1])
-        heads, key_dim = inner._num_heads, inner._key_dim  # pylint: disable=protected-access
-        proj = 2.0 * t * d * heads * key_dim * 4
-        return proj, 4.0 * heads * t * t * key_dim + 3.0 * heads * t * t
-    if type(inner).__name__ == "DotProductAttention" and isinstance(in_shape, list):
-        t, d = int(in_shape[0][1]), int(in_shape[0][-1])
-        heads = int(getattr(inner, "heads", getattr(inner, "num_heads", 1)))
-        return 0.0, 4.0 * t * t * d + 3.0 * heads * t * t
-    if isinstance(inner, tf_keras.layers.BatchNormalization):
+def _per_example(shape) -> int:
+    dims = list(shape)[1:]
+    if any(d is None for d in dims):
+        raise ValueError(f"FLOPs need static shapes; got {tuple(shape)}")
+    return int(np.prod(dims, dtype=np.int64))
+
+
+def _einsum(equation: str, in_shape: tuple, kernel_shape) -> float:
+    """2 × the product of every index's size (batch counted 1): the multiply-adds of ``input, kernel -> out``."""
+    operands = equation.split("->")[0]
+    in_spec, k_spec = operands.split(",")
+    sizes: Dict[str, int] = {}
+    dims = [1] + [int(d) for d in in_shape[1:]]  # per example
+    ellipsis = 1
+    if "..." in in_spec:
+        head, tail = in_spec.split("...")
+        n_ell = len(dims) - len(head) - len(tail)
+        ellipsis = int(np.prod(dims[len(head):len(head) + n_ell], dtype=np.int64))
+        dims = dims[:len(head)] + dims[len(head) + n_ell:]
+        in_spec = head + tail
+    sizes.update(zip(in_spec, dims))
+    sizes.update(zip(k_spec, (int(d) for d in kernel_shape)))
+    return 2.0 * ellipsis * float(np.prod(list(sizes.values()), dtype=np.float64))
+
+
+def _shape_list(shapes) -> List[tuple]:
+    """A node's input or output shapes as a list of shape tuples."""
+    if shapes is None:
+        return []
+    if isinstance(shapes, (list, tuple)) and shapes and isinstance(shapes[0], (list, tuple)):
+        return [tuple(s) for s in shapes]
+    if hasattr(shapes, "as_list"):
+        return [tuple(shapes.as_list())]
+    return [tuple(shapes)]
+
+
+def _calls(outer) -> List[Tuple[List[tuple], List[tuple], object]]:
+    """(input shapes, output shapes, node) of every call Keras recorded for the layer."""
+    out = []
+    for node in getattr(outer, "_inbound_nodes", []):
+        if getattr(node, "is_input", False):
+            continue
+        out.append((_shape_list(node.input_shapes), _shape_list(node.output_shapes), node))
+    return out
+
+
+def _mha_lengths(node, in_shapes) -> Tuple[int, int]:
+    args = list(getattr(node, "call_args", ()) or ())
+    kwargs = dict(getattr(node, "call_kwargs", {}) or {})
+    query = args[0] if args else kwargs.get("query")
+    value = args[1] if len(args) > 1 else kwargs.get("value")
+    key = args[2] if len(args) > 2 else kwargs.get("key")
+    key = value if key is None else key
+    q_shape = tuple(query.shape) if query is not None else in_shapes[0]
+    k_shape = tuple(key.shape) if key is not None else q_shape
+    return _per_example(q_shape[:-1] + (1,)), _per_example(k_shape[:-1] + (1,))
+
+
+def _mha(inner, node, in_shapes, out_n) -> Tuple[float, float]:
+    q_k, k_k, v_k, o_k = (inner._query_dense.kernel, inner._key_dense.kernel,  # pylint: disable=protected-access
+                          inner._value_dense.kernel, inner._output_dense.kernel)
+    tq, tk = _mha_lengths(node, in_shapes)
+    heads, key_dim = int(q_k.shape[1]), int(q_k.shape[2])
+    value_dim = int(v_k.shape[2])
+    d_out = int(np.prod(o_k.shape[2:], dtype=np.int64))
+    proj = 2.0 * (tq * int(q_k.shape[0]) * heads * key_dim + tk * int(k_k.shape[0]) * heads * key_dim
+                  + tk * int(v_k.shape[0]) * heads * value_dim + tq * heads * value_dim * d_out)
+    scores = heads * tq * tk
+    core = (2.0 * scores * key_dim + 2.0 * scores * value_dim + MINOR["scale"] * tq * heads * key_dim
+            + MINOR["softmax"] * scores)
+    bias = (tq * heads * key_dim + tk * heads * key_dim + tk * heads * value_dim + tq * d_out) if inner._use_bias \
+        else 0  # pylint: disable=protected-access
+    return proj, core + MINOR["bias"] * bias
+
+
+def _dot_product_attention(inner, in_shapes) -> float:
+    q, k = in_shapes[0], in_shapes[1]
+    tq, tk, dim = _per_example(q[:-1] + (1,)), _per_example(k[:-1] + (1,)), int(q[-1])
+    scores = int(inner.num_heads) * tq * tk
+    return 4.0 * tq * tk * dim + (MINOR["scale"] + MINOR["softmax"]) * scores
+
+
+def _one_call(inner, node, in_shapes, out_shapes) -> Tuple[float, float]:
+    """(weight-product FLOPs, other FLOPs) of one call of an unwrapped layer."""
+    if not isinstance(inner, _COUNTED):
+        return 0.0, 0.0
+    out_n = sum(_per_example(s) for s in out_shapes)
+    in_n = sum(_per_example(s) for s in in_shapes)
+    extra = 0.0
+    if getattr(inner, "use_bias", False):
+        extra += MINOR["bias"] * out_n
+    if hasattr(inner, "activation") and not isinstance(inner, L.Activation):
+        extra += activation_flops(getattr(inner, "activation", None)) * out_n
+    if isinstance(inner, L.Dense):
+        d_in, d_out = (int(d) for d in inner.kernel.shape)
+        return 2.0 * (out_n // d_out) * d_in * d_out, extra
+    if isinstance(inner, L.EinsumDense):
+        bias = MINOR["bias"] * out_n if getattr(inner, "bias", None) is not None else 0
+        return _einsum(inner.equation, in_shapes[0], inner.kernel.shape), extra + bias
+    if isinstance(inner, _TRANSPOSED):
+        k = inner.kernel.shape  # (*window, c_out, c_in)
+        return 2.0 * int(np.prod(k[:-2], dtype=np.int64)) * int(k[-2]) * in_n, extra
+    if isinstance(inner, _SEPARABLE):
+        dk = inner.depthwise_kernel.shape  # (*window, c_in, multiplier)
+        window, mid = int(np.prod(dk[:-2], dtype=np.int64)), int(dk[-2]) * int(dk[-1])
+        positions = out_n // int(inner.pointwise_kernel.shape[-1])
+        return 2.0 * mid * out_n, 2.0 * window * positions * mid + extra  # the pointwise kernel is the pruned one
+    if isinstance(inner, _DEPTHWISE):
+        dk = inner.depthwise_kernel.shape
+        return 2.0 * int(np.prod(dk[:-2], dtype=np.int64)) * out_n, extra
+    if isinstance(inner, Conv) and hasattr(inner, "kernel"):
+        k = inner.kernel.shape  # (*window, c_in / groups, c_out)
+        return 2.0 * int(np.prod(k[:-1], dtype=np.int64)) * out_n, extra
+    if isinstance(inner, L.MultiHeadAttention):
+        return _mha(inner, node, in_shapes, out_n)
+    if isinstance(inner, vit.DotProductAttention):
+        return 0.0, _dot_product_attention(inner, in_shapes)
+    if isinstance(inner, vit.PositionEmbedding):
+        return 0.0, float(MINOR["add"] * out_n)
+    if isinstance(inner, L.BatchNormalization):
+        return 0.0, float(MINOR["batch_norm"] * out_n)
+    if isinstance(inner, L.LayerNormalization):
+        return 0.0, float(MINOR["layer_norm"] * out_n)
+    if isinstance(inner, (L.Rescaling, L.Normalization)):
         return 0.0, 2.0 * out_n
-    if isinstance(inner, tf_keras.layers.LayerNormalization):
-        return 0.0, 5.0 * out_n
-    if isinstance(inner, _ACTIVATIONS):
-        return 0.0, float(out_n)
-    if isinstance(inner, tf_keras.layers.Add):
-        return 0.0, float(out_n * (len(in_shape) - 1 if isinstance(in_shape, list) else 1))
-    if isinstance(inner, _POOLS):
-        return 0.0, float(_elements(in_shape))
+    if isinstance(inner, L.Softmax):
+        return 0.0, float(MINOR["softmax"] * out_n)
+    if isinstance(inner, (L.ReLU, L.LeakyReLU, L.PReLU, L.ThresholdedReLU)):
+        return 0.0, float(MINOR["piecewise"] * out_n)
+    if isinstance(inner, L.ELU):
+        return 0.0, float(MINOR["nonlinear"] * out_n)
+    if isinstance(inner, L.Activation):
+        return 0.0, float(activation_flops(inner.activation) * out_n)
+    if isinstance(inner, _MERGE_N_MINUS_1):
+        return 0.0, float(MINOR["add"] * out_n * (len(in_shapes) - 1))
+    if isinstance(inner, L.Average):
+        return 0.0, float(MINOR["add"] * out_n * len(in_shapes))
+    if isinstance(inner, _WINDOW_POOLS):
+        return 0.0, float(int(np.prod(inner.pool_size, dtype=np.int64)) * out_n)
+    if isinstance(inner, _GLOBAL_POOLS):
+        return 0.0, float(in_n)
     return 0.0, 0.0
 
 
+def layer_flops(outer, inner=None) -> Tuple[float, float]:
+    """(weight-product FLOPs, other FLOPs) of one layer per example, dense, summed over the calls Keras recorded.
+    ``outer`` is the layer as it sits in the model (it holds the shapes), ``inner`` the unwrapped layer (it holds
+    the kernels). A weighted layer without recorded shapes (a subclassed model's) is refused."""
+    inner = unwrap(outer) if inner is None else inner
+    calls = _calls(outer)
+    if not calls:
+        if isinstance(inner, _WEIGHTED):
+            raise ValueError(f"layer {inner.name!r} has no recorded input/output shapes: FLOPs are counted on "
+                             "functional or Sequential models built on an Input")
+        return 0.0, 0.0
+    prunable = other = 0.0
+    for in_shapes, out_shapes, node in calls:
+        p, o = _one_call(inner, node, in_shapes, out_shapes)
+        prunable, other = prunable + p, other + o
+    return prunable, other
+
+
 def densities_of(model: tf_keras.Model) -> Dict[str, float]:
-    """{layer key: 1 − sparsity} from the model's pruning masks (empty when it has no tfmot wrappers)."""
+    """{layer key: 1 − sparsity} from the model's pruning masks (tfmot ``PruneLowMagnitude`` wrappers, keras_sdd's
+    or stock); empty when the model has none."""
     from keras_sdd.pruning import tfmot_bridge
 
     if not tfmot_bridge.wrappers(model):
@@ -98,18 +256,27 @@ def densities_of(model: tf_keras.Model) -> Dict[str, float]:
 
 
 def forward_flops(model: tf_keras.Model, densities: Optional[Mapping[str, float]] = None) -> FlopsReport:
-    """Forward FLOPs per example; ``densities`` {layer key: density} (default: read from the model's masks)."""
-    densities = densities_of(model) if densities is None else densities
+    """Forward FLOPs per example. ``densities``: {layer key: density in [0, 1]} (missing layers are dense); by
+    default read from the model's pruning masks; ``{}`` counts the model dense."""
+    densities = densities_of(model) if densities is None else dict(densities)
+    layers: Sequence = list(walk_layers(model))
+    unknown = set(densities) - {key for key, _ in layers}
+    if unknown:
+        raise ValueError(f"densities name layers the model does not have: {sorted(unknown)}")
+    bad = {k: d for k, d in densities.items() if not 0.0 <= float(d) <= 1.0}
+    if bad:
+        raise ValueError(f"densities must lie in [0, 1]: {bad}")
     per_layer: Dict[str, float] = {}
-    dense = total = 0.0
-    for key, layer in walk_layers(model):
+    dense = total = prunable_dense = 0.0
+    for key, layer in layers:
         prunable, other = layer_flops(layer)
         if prunable or other:
             sparse = prunable * float(densities.get(key, 1.0)) + other
             per_layer[key] = sparse
             dense += prunable + other
+            prunable_dense += prunable
             total += sparse
-    return FlopsReport(per_layer, dense, total)
+    return FlopsReport(per_layer, dense, total, prunable_dense)
 
 
 def inference_flops(model: tf_keras.Model, densities: Optional[Mapping[str, float]] = None) -> float:

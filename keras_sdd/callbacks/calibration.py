@@ -1,9 +1,15 @@
-"""CalibrationLogger: ECE and a reliability diagram of given validation data, to TensorBoard every N epochs."""
+"""CalibrationLogger: ECE and a reliability diagram of given validation data, to TensorBoard every N epochs.
+
+Why: pruning moves a model from over- to under-confidence (Arora et al. 2023); watching ECE during training shows
+when. Works in any ``model.fit``; needs nothing else of keras_sdd.
+"""
 from __future__ import annotations
 
 import keras_sdd  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 
+import io
 import os
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
@@ -12,46 +18,82 @@ import tf_keras
 from keras_sdd.analysis import calibration
 
 
-class CalibrationLogger(tf_keras.callbacks.Callback):
-    """Every ``every_n_epochs`` epochs: predicts ``validation_data = (x, y)`` (y: integer labels), writes the
-    expected calibration error (``calibration/ece``, equal-width ``bins``) and a reliability diagram
-    (``calibration/reliability``) to ``log_dir``, and adds ``val_ece`` to the epoch logs (hence History).
-    The model must output logits (as every keras_sdd model does) or, with ``from_logits=False``, probabilities."""
+def reliability_png(rel: calibration.Reliability, title: str = "") -> bytes:
+    """A reliability diagram (Guo et al. 2017, Fig. 1 style) as PNG bytes: accuracy per confidence bin against
+    the diagonal, the gap to each bin's mean confidence shaded, and the share of examples per bin beneath.
+    Drawn on a ``matplotlib.figure.Figure`` with the Agg canvas: pyplot and the user's backend are untouched."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    def __init__(self, validation_data, log_dir, every_n_epochs: int = 1, bins: int = 15, from_logits: bool = True,
-                 batch_size: int = 256):
+    fig = Figure(figsize=(4.2, 4.8), dpi=80)
+    FigureCanvasAgg(fig)
+    top = fig.add_axes((0.15, 0.36, 0.8, 0.56))
+    bottom = fig.add_axes((0.15, 0.1, 0.8, 0.18), sharex=top)
+    lo, width = rel.edges[:-1], np.diff(rel.edges)
+    full = rel.count > 0
+    top.bar(lo[full], rel.accuracy[full], width[full], align="edge", color="tab:blue", edgecolor="k", lw=0.5,
+            label="accuracy")
+    top.bar(lo[full], (rel.confidence - rel.accuracy)[full], width[full], bottom=rel.accuracy[full], align="edge",
+            color="tab:red", alpha=0.3, hatch="//", edgecolor="tab:red", lw=0.5, label="gap to confidence")
+    top.plot([0, 1], [0, 1], "k--", lw=1)
+    top.set(xlim=(0, 1), ylim=(0, 1), ylabel="accuracy", title=title)
+    top.legend(loc="upper left", fontsize=7)
+    top.tick_params(labelbottom=False)
+    share = rel.count / max(1, rel.count.sum())
+    bottom.bar(lo, share, width, align="edge", color="0.5", edgecolor="k", lw=0.5)
+    bottom.set(xlim=(0, 1), xlabel="confidence", ylabel="share")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+class CalibrationLogger(tf_keras.callbacks.Callback):
+    """Every ``every_n_epochs`` epochs (epochs N, 2N, ...): predicts ``validation_data = (x, y)`` (integer or
+    one-hot labels), writes the expected calibration error (``calibration/ece``, ``bins`` equal-width bins, see
+    ``keras_sdd.analysis.calibration``) and a reliability diagram (``calibration/reliability``) to TensorBoard in
+    ``log_dir``, and adds ``val_ece`` to that epoch's logs (hence to History). The model may output logits or
+    probabilities (``from_logits=None`` tells them apart; say it to be sure). ``last`` holds the latest
+    ``Reliability``. No global state; reset at ``on_train_begin``, so one instance serves several fits."""
+
+    def __init__(self, validation_data, log_dir, every_n_epochs: int = 1, bins: int = 15,
+                 from_logits: Optional[bool] = None, batch_size: int = 256):
         super().__init__()
-        if every_n_epochs < 1 or bins < 1:
+        if int(every_n_epochs) < 1 or int(bins) < 1:
             raise ValueError("every_n_epochs and bins must be >= 1")
-        self.x, self.y = validation_data[0], np.asarray(validation_data[1]).reshape(-1)
+        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+            raise ValueError("validation_data must be (x, y)")
+        self.x, self.y = validation_data[0], np.asarray(validation_data[1])
         self.log_dir, self.every, self.bins = os.fspath(log_dir), int(every_n_epochs), int(bins)
-        self.from_logits, self.batch_size = from_logits, batch_size
+        self.from_logits, self.batch_size = from_logits, int(batch_size)
+        self.last: Optional[calibration.Reliability] = None
         self._writer = None
 
     def on_train_begin(self, logs=None):
+        self.last = None
+        self._close()
         self._writer = tf.summary.create_file_writer(self.log_dir)
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:
             return
         if self._writer is None:
-            self.on_train_begin()
+            self._writer = tf.summary.create_file_writer(self.log_dir)
         out = self.model.predict(self.x, batch_size=self.batch_size, verbose=0)
-        probs = calibration.softmax(out) if self.from_logits else np.asarray(out, np.float64)
-        ece = calibration.ece(probs, self.y, self.bins)
-        from keras_sdd.analysis.plots import reliability_diagrams
-
-        png = reliability_diagrams({f"epoch {epoch + 1}: ECE {ece:.4f}": {"probs": probs, "labels": self.y}},
-                                   self.bins)
+        rel = calibration.reliability(out, self.y, self.bins, from_logits=self.from_logits)
+        ece = rel.ece
+        self.last = rel
+        png = reliability_png(rel, f"epoch {epoch + 1}: ECE {ece:.4f}")
         with self._writer.as_default():
             tf.summary.scalar("calibration/ece", ece, step=epoch)
-            tf.summary.image("calibration/reliability", tf.expand_dims(tf.io.decode_png(png, channels=4), 0),
-                             step=epoch)
+            tf.summary.image("calibration/reliability", tf.io.decode_png(png, channels=4)[tf.newaxis], step=epoch)
         self._writer.flush()
         if logs is not None:
             logs["val_ece"] = ece
 
     def on_train_end(self, logs=None):
+        self._close()
+
+    def _close(self):
         if self._writer is not None:
             self._writer.close()
             self._writer = None

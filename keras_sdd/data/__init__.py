@@ -4,10 +4,10 @@ noise and a validation split applied in a fixed, seeded order.
 ``load`` = ``validate`` (cheap checks, ConfigError on bad input) + the source's arrays + classes -> subset ->
 noise over the whole training set -> validation split carved from it -> ``DataBundle``.
 
-**Where data is found.** ``data_dir`` (``--data_dir``) first; else, when the environment variable
-``KERAS_SDD_DATA_DIR`` names a folder, its ``tensorflow_datasets/`` (tfds's prepared datasets) and, for CIFAR-N
-without ``path``, its ``cifar-n/`` (the label files); else tensorflow-datasets' own default (``TFDS_DATA_DIR`` or
-``~/tensorflow_datasets``).
+**Where data is found** (precedence, highest first; see ``keras_sdd.data.registry``): tfds datasets:
+``data_dir`` (``--data_dir``) > ``$KERAS_SDD_DATA_DIR/tensorflow_datasets`` (when it exists) > tensorflow-datasets'
+own default (``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets``). CIFAR-N label files: ``path`` (``--data_path``) >
+``$KERAS_SDD_DATA_DIR/cifar-n`` (when it exists) > tfds's own cifar10_n / cifar100_n builders.
 """
 from __future__ import annotations
 
@@ -22,14 +22,11 @@ from keras_sdd.data.augment import AUGMENTATIONS
 from keras_sdd.data.bundle import DataBundle, DatasetInfo, Split
 from keras_sdd.data.class_subset import resolve_classes, select_classes
 from keras_sdd.data.label_noise import NOISE_TYPES, inject
-from keras_sdd.data.registry import DATASETS, RawData, Request, Source
+from keras_sdd.data.registry import DATA_ROOT_ENV, DATASETS, RawData, Request, Source, root_folder
 from keras_sdd.errors import ConfigError
 
-__all__ = ["DATASETS", "DataBundle", "DatasetInfo", "Split", "load", "validate", "NOISE_TYPES",
+__all__ = ["DATASETS", "DATA_ROOT_ENV", "DataBundle", "DatasetInfo", "Split", "load", "validate", "NOISE_TYPES",
            "AUGMENTATIONS"]
-
-#: Environment variable naming the data root (a folder holding tensorflow_datasets/ and cifar-n/).
-DATA_ROOT_ENV = "KERAS_SDD_DATA_DIR"
 
 # independent random streams of one data seed
 _SUBSET, _NOISE, _VAL = 1, 2, 3
@@ -100,11 +97,10 @@ def _prepare(name, *, seed, noise_type, noise_rate, val_fraction, classes, train
             raise ConfigError(f"{name} takes no options, got {', '.join(unknown)}")
         raise ConfigError(f"unknown option(s) {', '.join(unknown)} for {name}; valid options: "
                           f"{', '.join(sorted(source.options))}")
-    root = os.environ.get(DATA_ROOT_ENV)
-    if root and data_dir is None and source.images and os.path.isdir(os.path.join(root, "tensorflow_datasets")):
-        data_dir = os.path.join(root, "tensorflow_datasets")
-    if root and path is None and source.human_labels and os.path.isdir(os.path.join(root, "cifar-n")):
-        path = os.path.join(root, "cifar-n")
+    if data_dir is None and source.tfds:          # flag > $KERAS_SDD_DATA_DIR/tensorflow_datasets > tfds default
+        data_dir = root_folder("tensorflow_datasets")
+    if path is None and source.human_labels:      # flag > $KERAS_SDD_DATA_DIR/cifar-n > tfds's own builders
+        path = root_folder("cifar-n")
     request = Request(name, int(seed), None if data_dir is None else os.fspath(data_dir), download, human_label,
                       None if path is None else os.fspath(path), dict(source_options))
     class_names = source.check(request)

@@ -5,6 +5,9 @@ of the original CIFAR python batches. A restricted unpickler rebuilds them: it a
 reconstruction and, should a file hold real torch tensors, rebuilds those from their raw storages. Labels are
 put in tensorflow-datasets order with the image ids of tfds (``train_NNNNN`` is original index NNNNN) or,
 failing that, with the authors' ``image_order_c10/c100.npy`` map (tfds position -> original index).
+
+The folder holding the files: ``--data_path`` (``path``), else ``$KERAS_SDD_DATA_DIR/cifar-n`` when it exists,
+else none (tfds's own cifar10_n / cifar100_n builders are read instead); see ``keras_sdd.data.registry``.
 """
 from __future__ import annotations
 

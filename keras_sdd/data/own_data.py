@@ -2,13 +2,17 @@
 
 npz keys: ``x_train, y_train, x_test, y_test`` (optional ``class_names``). x: uint8 images (N,H,W) or
 (N,H,W,C), or real-valued features (N,D). Image folders are decoded file by file (RGB, all images the same
-size; a file that cannot be decoded is named), class by class in sorted order and by file name within a class;
-the classes are train/'s folders, and a test class missing from train/ is refused.
+size), class by class in sorted order and by file name within a class; the classes are train/'s folders.
+Refused with a ConfigError naming the class or file: a test class missing from train/, a file that is not an
+image, images of two sizes (these three by ``check``, from the file headers, before anything is trained or
+written), a file whose image data cannot be decoded (by ``read``, which decodes).
 Both are normalised with statistics of the training split.
 """
 from __future__ import annotations
 
 import os
+import re
+import struct
 import zipfile
 from typing import Dict, Optional, Tuple
 
@@ -143,8 +147,90 @@ def _folder_classes(path: str) -> Tuple[str, ...]:
     return tuple(splits["train"])
 
 
+def _folder_files(path: str, names: Tuple[str, ...]):
+    """(split, label, file) for every image, in reading order."""
+    for split in ("train", "test"):
+        for label, name in enumerate(names):
+            folder = os.path.join(path, split, name)
+            if os.path.isdir(folder):
+                for f in _image_files(folder):
+                    yield split, label, os.path.join(folder, f)
+
+
+_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _jpeg_size(f) -> Optional[Tuple[int, int]]:
+    """(width, height) from a JPEG's start-of-frame segment; None when not found."""
+    f.seek(2)
+    while True:
+        b = f.read(1)
+        while b == b"\xff":                      # fill bytes before a marker
+            b = f.read(1)
+        if not b:
+            return None
+        marker = b[0]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # segments without a length
+            continue
+        if marker in (0xD9, 0xDA):                 # end of image / start of scan: no frame header seen
+            return None
+        head = f.read(2)
+        if len(head) < 2:
+            return None
+        length = struct.unpack(">H", head)[0]
+        if marker in _SOF:
+            frame = f.read(5)
+            return None if len(frame) < 5 else (struct.unpack(">H", frame[3:5])[0],
+                                                 struct.unpack(">H", frame[1:3])[0])
+        f.seek(length - 2, os.SEEK_CUR)
+        if f.read(1) != b"\xff":
+            return None
+        f.seek(-1, os.SEEK_CUR)
+
+
+def _header_size(file: str) -> Optional[Tuple[int, int]]:
+    """(width, height) read from the file's header without decoding it; None where the header does not say
+    (an unusual but maybe decodable file: ``read`` decides). ConfigError naming the file when it is no image
+    TensorFlow can decode (empty, or not PNG, JPEG, GIF, BMP or WebP)."""
+    try:
+        with open(file, "rb") as f:
+            head = f.read(32)
+            if head.startswith(b"\x89PNG\r\n\x1a\n"):
+                return struct.unpack(">II", head[16:24]) if head[12:16] == b"IHDR" else None
+            if head.startswith(b"\xff\xd8"):
+                return _jpeg_size(f)
+            if head[:6] in (b"GIF87a", b"GIF89a"):
+                return struct.unpack("<HH", head[6:10])
+            if head.startswith(b"BM") and len(head) >= 26:
+                w, h = struct.unpack("<ii", head[18:26])
+                return abs(w), abs(h)
+            if (head[:4] == b"RIFF" and head[8:12] == b"WEBP") or head.startswith(b"\xff\x0a") or \
+                    head.startswith(b"\x00\x00\x00\x0cJXL "):   # WebP, JPEG XL: decodable, size left to read
+                return None
+    except OSError as e:
+        raise ConfigError(f"image_folder: cannot read {file}: {e.strerror}") from None
+    kind = "an empty file" if not head else "not a PNG, JPEG, GIF, BMP, WebP or JPEG XL image"
+    raise ConfigError(f"image_folder: cannot decode {file}: {kind}; use valid PNG/JPEG files")
+
+
+def _size_error(path, first, file, size) -> ConfigError:
+    return ConfigError(f"image_folder {path}: all images must have the same size, but {first[0]} is "
+                       f"{first[1][0]}x{first[1][1]} and {file} is {size[0]}x{size[1]} (width x height)")
+
+
 def _folder_check(req: Request) -> Optional[Tuple[str, ...]]:
-    return _folder_classes(req.path)
+    """Classes, then every file's header: no decoding (a few bytes a file), so it is cheap."""
+    names = _folder_classes(req.path)
+    first = None
+    for _, _, file in _folder_files(req.path, names):
+        size = _header_size(file)
+        if size is None:
+            continue
+        if first is None:
+            first = (file, size)
+        elif size != first[1]:
+            raise _size_error(req.path, first, file, size)
+    return names
 
 
 def _decode(file: str) -> np.ndarray:
@@ -154,33 +240,32 @@ def _decode(file: str) -> np.ndarray:
     try:
         img = tf.io.decode_image(tf.io.read_file(file), channels=3, expand_animations=False)
     except (tf.errors.OpError, ValueError) as e:
-        raise ConfigError(f"image_folder: cannot decode {file} ({type(e).__name__}); use valid PNG/JPEG "
-                          "files") from None
+        # TF's message names its kernel ('{{function_node __wrapped__DecodeImage...}} ... [Op:DecodeImage]'):
+        # keep only the reason
+        reason = re.sub(r"\{\{.*?\}\}|\[Op:\w+\]|\bname:\s*$", "", getattr(e, "message", None) or str(e))
+        reason = re.sub(r"\s+", " ", reason).strip().rstrip(".")
+        raise ConfigError(f"image_folder: cannot decode {file}: {reason or 'invalid image data'}"
+                          "; use valid PNG/JPEG files") from None
     return img.numpy()
 
 
 def _folder_read(req: Request) -> RawData:
-    names = _folder_classes(req.path)
-    out = []
+    names = _folder_check(req)
+    images = {"train": [], "test": []}
+    labels = {"train": [], "test": []}
     first = None
+    for split, label, file in _folder_files(req.path, names):
+        img = _decode(file)
+        size = (img.shape[1], img.shape[0])
+        if first is None:
+            first = (file, size)
+        elif size != first[1]:
+            raise _size_error(req.path, first, file, size)
+        images[split].append(img)
+        labels[split].append(label)
+    out = []
     for split in ("train", "test"):
-        images, labels = [], []
-        for label, name in enumerate(names):
-            folder = os.path.join(req.path, split, name)
-            if not os.path.isdir(folder):
-                continue
-            for f in _image_files(folder):
-                file = os.path.join(folder, f)
-                img = _decode(file)
-                if first is None:
-                    first = (file, img.shape)
-                elif img.shape != first[1]:
-                    raise ConfigError(f"image_folder {req.path}: all images must have the same size, but "
-                                      f"{first[0]} is {first[1][1]}x{first[1][0]} and {file} is "
-                                      f"{img.shape[1]}x{img.shape[0]}")
-                images.append(img)
-                labels.append(label)
-        out += [np.stack(images).astype(np.uint8), np.array(labels, np.int64)]
+        out += [np.stack(images[split]).astype(np.uint8), np.array(labels[split], np.int64)]
     return RawData(out[0], out[1], out[2], out[3], names, normalization="train_stats")
 
 

@@ -1,15 +1,43 @@
 """The dataset registry: each name maps to a ``Source`` that knows how to check its settings cheaply and
 how to read its raw arrays. Sources register themselves in tfds_sources.py, own_data.py and
-gaussian_mixture.py."""
+gaussian_mixture.py.
+
+**The data root.** One setting, the environment variable ``KERAS_SDD_DATA_DIR``, names a folder laid out as
+``tensorflow_datasets/`` (datasets prepared by tensorflow-datasets) and ``cifar-n/`` (the CIFAR-N label files).
+Precedence, highest first:
+
+- tfds datasets (mnist, fashion_mnist, cifar10/100, cifar10_n/100_n): ``--data_dir`` >
+  ``$KERAS_SDD_DATA_DIR/tensorflow_datasets`` (when that folder exists) > tensorflow-datasets' own default
+  (``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets``);
+- CIFAR-N label files: ``--data_path`` > ``$KERAS_SDD_DATA_DIR/cifar-n`` (when it exists) > tfds's own
+  cifar10_n / cifar100_n builders (prepared from the manual files, found as above).
+"""
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
 from keras_sdd.registry import Registry
+
+#: Environment variable naming the data root: a folder holding tensorflow_datasets/ and cifar-n/.
+DATA_ROOT_ENV = "KERAS_SDD_DATA_DIR"
+
+
+def data_root() -> Optional[str]:
+    """``$KERAS_SDD_DATA_DIR`` (user-expanded), or None when unset or empty."""
+    root = os.environ.get(DATA_ROOT_ENV, "").strip()
+    return os.path.expanduser(root) if root else None
+
+
+def root_folder(sub: str) -> Optional[str]:
+    """``$KERAS_SDD_DATA_DIR/<sub>`` when that folder exists, else None."""
+    root = data_root()
+    folder = None if root is None else os.path.join(root, sub)
+    return folder if folder is not None and os.path.isdir(folder) else None
 
 
 @dataclass(frozen=True)
@@ -55,7 +83,8 @@ class Source:
     ``check(request)`` does the cheap checks (options, files) and returns the class names when they are
     knowable without loading (else None); ``read(request)`` returns ``RawData``. ``options`` lists the
     allowed ``source_options`` with their defaults; ``human_labels`` the valid ``human_label`` values (first
-    is the default; empty: the source has none); ``path`` is 'none', 'optional' or 'required'."""
+    is the default; empty: the source has none); ``path`` is 'none', 'optional' or 'required'; ``tfds``: the
+    source reads tensorflow-datasets (``data_dir``, ``download`` and the data root's tensorflow_datasets/ apply)."""
     name: str
     read: Callable[[Request], RawData]
     check: Callable[[Request], Optional[Tuple[str, ...]]]
@@ -63,6 +92,7 @@ class Source:
     human_labels: Tuple[str, ...] = ()
     path: str = "none"
     images: bool = True
+    tfds: bool = False
 
 
 #: name -> Source for every dataset ``data.load`` knows.

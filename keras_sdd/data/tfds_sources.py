@@ -1,18 +1,26 @@
 """MNIST, Fashion-MNIST, CIFAR-10/100 and CIFAR-10N/100N read with tensorflow-datasets into numpy.
 
 tfds is imported lazily (only when a dataset is read). With ``download=False`` a dataset that tfds has not
-prepared is refused at once with a ConfigError saying where it looked and how to fix it.
+prepared is refused at once with a ConfigError saying where it looked and how to fix it. With ``download=True``
+and the dataset not yet prepared, the hosts tfds would download from (the dataset's own URLs) are probed first,
+a TCP connect of at most ``PROBE_TIMEOUT`` seconds each, in parallel: offline, the refusal comes in seconds
+where tfds itself retries for minutes. Where the data is looked for (``--data_dir`` > ``$KERAS_SDD_DATA_DIR/
+tensorflow_datasets`` > ``$TFDS_DATA_DIR`` / ``~/tensorflow_datasets``) is decided in ``keras_sdd.data``.
 """
 from __future__ import annotations
 
+import logging
 import os
+import threading
+import urllib.parse
+import urllib.request
 import warnings
-from typing import Optional, Tuple
+from typing import Dict, Iterable, Optional, Tuple
 
 import numpy as np
 
 from keras_sdd.data import cifar_n
-from keras_sdd.data.registry import RawData, Request, Source, register
+from keras_sdd.data.registry import DATA_ROOT_ENV, RawData, Request, Source, data_root, register
 from keras_sdd.errors import ConfigError
 
 MNIST_CLASSES = tuple(str(i) for i in range(10))
@@ -48,7 +56,9 @@ def _where(data_dir: Optional[str]) -> str:
     if data_dir is not None:
         return f"data_dir {data_dir}"
     default = os.environ.get("TFDS_DATA_DIR") or os.path.join("~", "tensorflow_datasets")
-    return f"tfds's default data_dir ({default})"
+    root = data_root()
+    unused = f"; {DATA_ROOT_ENV}={root} has no tensorflow_datasets/ folder" if root else ""
+    return f"tfds's default data_dir ({default}{unused})"
 
 
 def _tfds_load(name: str, split: str, req: Request, supervised: bool, hint: str = ""):
@@ -56,10 +66,15 @@ def _tfds_load(name: str, split: str, req: Request, supervised: bool, hint: str 
     ConfigErrors; an unprepared dataset with ``download=False`` fails at once."""
     import tensorflow_datasets as tfds  # lazy: importing tfds costs seconds
 
-    if req.download and not _prepared(tfds, name, req.data_dir) and not internet_reachable():
-        raise ConfigError(f"--download needs internet, and {DOWNLOAD_HOST} cannot be reached from here: prepare "
-                          f"{name!r} once on a machine with internet (--download there), then copy its "
-                          f"tensorflow_datasets folder here and pass --data_dir (or set KERAS_SDD_DATA_DIR)")
+    if req.download and not _prepared(tfds, name, req.data_dir):
+        unreachable = [h for h, ok in probe_hosts(download_hosts(tfds, name)).items() if not ok]
+        if unreachable:
+            raise ConfigError(
+                f"--download needs internet, and {', '.join(unreachable)} cannot be reached from here: prepare "
+                f"{name!r} once on a machine with internet (--download), then copy its tensorflow_datasets folder "
+                f"here and point --data_dir (or {DATA_ROOT_ENV}) at it")
+    absl_logger = logging.getLogger("absl")
+    absl_logger.addFilter(_no_variant_warning)
     try:
         ds = tfds.load(name, split=split, data_dir=req.data_dir, download=req.download, as_supervised=supervised,
                        shuffle_files=False)
@@ -70,36 +85,93 @@ def _tfds_load(name: str, split: str, req: Request, supervised: bool, hint: str 
             raise ConfigError(f"could not download and prepare {name!r} into {_where(req.data_dir)}: "
                               f"{str(e).splitlines()[0]}") from None
         raise ConfigError(
-            f"dataset {name!r} is not prepared in {_where(req.data_dir)}; pass --data_dir pointing at a folder "
-            f"where tensorflow-datasets has prepared it, or allow --download with internet access{hint}") from None
+            f"dataset {name!r} is not prepared in {_where(req.data_dir)}; point --data_dir (or {DATA_ROOT_ENV}/"
+            f"tensorflow_datasets) at a folder where tensorflow-datasets has prepared it, or allow --download with "
+            f"internet access{hint}") from None
     except Exception as e:  # noqa: BLE001  (tfds raises many types; all mean "cannot read this dataset")
         first = str(e).splitlines()[0] if str(e) else ""
         raise ConfigError(f"cannot load {name!r} from {_where(req.data_dir)}: {type(e).__name__}: {first}") \
             from None
+    finally:
+        absl_logger.removeFilter(_no_variant_warning)
     if not parts:
         raise ConfigError(f"{name} split {split!r} in {_where(req.data_dir)} is empty")
     return tree_concat(parts)
 
 
-#: Where tensorflow-datasets fetches most datasets from (its mirror); a quick probe before --download.
+def _no_variant_warning(record) -> bool:
+    """Drops tfds's 'Variant folder X has no dataset_info.json' (an unprepared dataset: our refusal says it)."""
+    return "has no dataset_info.json" not in record.getMessage()
+
+
+#: Seconds a download probe waits for one host (name lookup and TCP connect).
+PROBE_TIMEOUT = 3.0
+#: Download hosts of datasets whose tfds builder lists no URLs (cifar10_n / cifar100_n fetch the CIFAR images).
+KNOWN_HOSTS = {"cifar10_n": ("https", "www.cs.toronto.edu"), "cifar100_n": ("https", "www.cs.toronto.edu")}
+#: Fallback: tensorflow-datasets' own mirror.
 DOWNLOAD_HOST = "storage.googleapis.com"
 
 
-def internet_reachable(host: str = DOWNLOAD_HOST, timeout: float = 3.0) -> bool:
-    """Whether a TCP connection to ``host``:443 opens within ``timeout`` seconds (offline: fails in seconds,
-    where tfds itself retries for minutes)."""
+def download_hosts(tfds, name: str) -> Tuple[Tuple[str, str], ...]:
+    """(scheme, host) pairs tfds would download ``name`` from: the hosts of its builder's URLs, else
+    ``KNOWN_HOSTS``, else tfds's mirror."""
+    hosts = []
+    try:
+        urls = tfds.builder_cls(name).url_infos or {}
+    except Exception:  # noqa: BLE001  (no checksums file: fall back below)
+        urls = {}
+    for url in urls:
+        parts = urllib.parse.urlsplit(url)
+        if parts.hostname and (parts.scheme, parts.hostname) not in hosts:
+            hosts.append((parts.scheme or "https", parts.hostname))
+    return tuple(hosts) or (KNOWN_HOSTS.get(name) or ("https", DOWNLOAD_HOST),)
+
+
+def _address(scheme: str, host: str) -> Tuple[str, int]:
+    """Where a connection to ``scheme://host`` goes: the proxy tfds (requests) would use, else the host."""
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(scheme) or proxies.get("all")
+    if proxy and not urllib.request.proxy_bypass(host):
+        parts = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        if parts.hostname:
+            return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    return host, 443 if scheme == "https" else 80
+
+
+def internet_reachable(host: str = DOWNLOAD_HOST, timeout: float = PROBE_TIMEOUT, scheme: str = "https") -> bool:
+    """Whether a TCP connection to ``host`` (or the proxy for it) opens within ``timeout`` seconds."""
     import socket
 
     try:
-        with socket.create_connection((host, 443), timeout=timeout):
+        with socket.create_connection(_address(scheme, host), timeout=timeout):
             return True
-    except OSError:
+    except (OSError, ValueError):
         return False
 
 
+def probe_hosts(hosts: Iterable[Tuple[str, str]], timeout: float = PROBE_TIMEOUT) -> Dict[str, bool]:
+    """host -> reachable, probed in parallel; a host whose name lookup hangs counts as unreachable after
+    ``timeout`` (+0.5) seconds (``socket``'s timeout does not cover the lookup)."""
+    result: Dict[str, bool] = {}
+    threads = []
+    for scheme, host in hosts:
+        result[host] = False
+
+        def probe(scheme=scheme, host=host):
+            result[host] = internet_reachable(host, timeout, scheme)
+        t = threading.Thread(target=probe, name=f"probe-{host}", daemon=True)
+        t.start()
+        threads.append(t)
+    for t in threads:
+        t.join(timeout + 0.5)
+    return dict(result)
+
+
 def _prepared(tfds, name: str, data_dir: Optional[str]) -> bool:
+    """Whether tfds has prepared ``name`` in ``data_dir`` (its dataset_info.json exists; builder.is_prepared()
+    would log a warning for every unprepared folder)."""
     try:
-        return tfds.builder(name, data_dir=data_dir).is_prepared()
+        return os.path.isfile(os.path.join(tfds.builder(name, data_dir=data_dir).data_dir, "dataset_info.json"))
     except Exception:  # noqa: BLE001  (an unknown or broken builder: let tfds.load say why)
         return False
 
@@ -135,7 +207,7 @@ def _plain(name: str, classes: Tuple[str, ...]) -> Source:
         return RawData(_images(x_tr), np.asarray(y_tr, np.int64), _images(x_te), np.asarray(y_te, np.int64),
                        classes, normalization="constants", mean=mean, std=std)
 
-    return Source(name, read=read, check=check)
+    return Source(name, read=read, check=check, tfds=True)
 
 
 def _human(name: str, base: str, classes: Tuple[str, ...]) -> Source:
@@ -178,7 +250,7 @@ def _human(name: str, base: str, classes: Tuple[str, ...]) -> Source:
                        classes, y_train=np.asarray(noisy, np.int64), normalization="constants", mean=mean,
                        std=std, extra_info={"human_label": req.human_label})
 
-    return Source(name, read=read, check=check, human_labels=valid, path="optional")
+    return Source(name, read=read, check=check, human_labels=valid, path="optional", tfds=True)
 
 
 for _name, _classes in (("mnist", MNIST_CLASSES), ("fashion_mnist", FASHION_MNIST_CLASSES),

@@ -61,8 +61,17 @@ def point_name(point: Dict[str, str]) -> str:
     return _UNSAFE.sub("_", ",".join(f"{k}={v}" for k, v in point.items()))
 
 
+#: Longest folder name most file systems take (bytes).
+MAX_NAME = 255
+
+
 def check_names(points: Sequence[Dict[str, str]]) -> None:
+    """Every point's folder name must be distinct and short enough for the file system."""
     names = [point_name(p) for p in points]
+    for n in names:
+        if len(n.encode()) > MAX_NAME:
+            raise ConfigError(f"--grid: the folder name of point {n[:60]}... is longer than {MAX_NAME} bytes; use "
+                              "shorter values (e.g. fewer or shorter axes)")
     if len(set(names)) != len(names):
         raise ConfigError("--grid: two points map to the same folder name; use values that differ in letters or "
                           "digits")
