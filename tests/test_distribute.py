@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TINY = ["--dataset=gaussian_mixture", "--gmm_dim=10", "--gmm_train_size=400", "--gmm_test_size=300",
         "--noise_rate=0.2", "--model=fcn", "--width=16", "--depth=1", "--epochs=3", "--batch_size=64",
@@ -44,6 +46,7 @@ def _ports(n):
     return ports
 
 
+@pytest.mark.slow  # ~30 s: three TensorFlow processes
 def test_two_workers_on_loopback(tmp_path):
     cluster = {"worker": [f"127.0.0.1:{p}" for p in _ports(2)]}
     procs = []

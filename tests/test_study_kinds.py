@@ -115,6 +115,7 @@ def test_kd_bad_teacher_refused_before_anything_is_written(tmp_path, teacher_stu
     assert not (tmp_path / "kd").exists()
 
 
+@pytest.mark.slow  # ~20 s: two studies in child processes
 def test_teacher_flagfile_runs_the_teacher_study_first_then_is_idempotent(tmp_path):
     import subprocess
     import sys
