@@ -109,6 +109,10 @@ flags.DEFINE_bool("jit_compile", _D.jit_compile, "XLA-compile the training step 
 flags.DEFINE_enum("strategy", _D.strategy, config_lib.STRATEGIES, "tf.distribute strategy: default (one device), "
                   "mirrored (all local GPUs, or logical CPUs), multi_worker (TF_CONFIG), tpu. --batch_size is "
                   "the global batch, split across replicas.")
+flags.DEFINE_enum("input_pipeline", _D.input_pipeline, config_lib.INPUT_PIPELINES, "Where training batches "
+                  "are made: in_graph (inside the compiled train call: fastest on a CPU, one device), tf_data "
+                  "(a tf.data pipeline, overlapping an accelerator), auto (in_graph on a CPU-only machine with "
+                  "--strategy=default, else tf_data). The batches, hence the results, are the same.")
 # --- distillation (--study=kd) ------------------------------------------------------------------------------
 flags.DEFINE_string("teacher", _D.teacher, "Teacher: a study directory (its dense round), DIR:best (highest "
                     "validation accuracy), DIR:round=K, or a saved Keras model file.")

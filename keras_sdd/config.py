@@ -21,6 +21,7 @@ NOISE_TYPES = ("none", "symmetric", "pairflip")
 AUGMENTS = ("none", "standard", "randaugment")
 MIXED_PRECISION = ("none", "bfloat16", "float16")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+INPUT_PIPELINES = ("auto", "in_graph", "tf_data")
 GMM_TASKS = ("linear", "xor")
 
 
@@ -106,6 +107,7 @@ class StudyConfig:
     mixed_precision: str = "none"           # none | bfloat16 | float16 (float32 variables, logits and loss)
     jit_compile: bool = False               # XLA-compile the train step
     strategy: str = "default"               # tf.distribute: default | mirrored | multi_worker | tpu
+    input_pipeline: str = "auto"            # auto | in_graph | tf_data: where training batches are made
 
     # ------------------------------------------------------------------------------------------------
     def to_dict(self) -> Dict[str, Any]:
@@ -161,7 +163,7 @@ class StudyConfig:
 
 #: Settings that may differ between a study and its resumption (they change how it runs, not what it computes).
 RESUMABLE_CHANGES = ("resume", "logdir", "checkpoint_every_secs", "eval_every_epochs", "threads",
-                     "resume_from_round", "teacher_flagfile")
+                     "resume_from_round", "teacher_flagfile", "input_pipeline")
 
 
 def _choice(name: str, value: str, choices) -> None:
@@ -201,6 +203,10 @@ def validate(config: StudyConfig) -> StudyConfig:
     _choice("gmm_task", c.gmm_task, GMM_TASKS)
     _choice("mixed_precision", c.mixed_precision, MIXED_PRECISION)
     _choice("strategy", c.strategy, STRATEGIES)
+    _choice("input_pipeline", c.input_pipeline, INPUT_PIPELINES)
+    if c.input_pipeline == "in_graph" and c.strategy != "default":
+        raise ConfigError(f"--input_pipeline=in_graph feeds one device; with --strategy={c.strategy} use "
+                          "--input_pipeline=tf_data (or auto)")
     methods.PRUNING_METHODS.check(c.prune_method)
     _range("noise_rate", c.noise_rate, 0.0, 1.0, hi_open=True)
     _range("val_fraction", c.val_fraction, 0.0, 1.0, hi_open=True)

@@ -16,7 +16,7 @@ from keras_sdd.study.records import read_rounds
 
 #: Settings that differ between replicates or only change how a study runs, not what it computes.
 NOT_SETTINGS = {"seed", "logdir", "resume", "resume_from_round", "checkpoint_every_secs", "eval_every_epochs",
-                "threads", "steps_per_execution", "deterministic", "teacher_flagfile", "track_energy",
+                "threads", "steps_per_execution", "input_pipeline", "deterministic", "teacher_flagfile", "track_energy",
                 "save_predictions", "co2_country", "data_dir", "download"}
 
 

@@ -58,6 +58,11 @@ class Split:
         return int(self.y.shape[0])
 
 
+def _epochs(initial_epoch: int, epochs: Optional[int]) -> tf.data.Dataset:
+    return (tf.data.Dataset.range(initial_epoch, epochs) if epochs is not None
+            else tf.data.Dataset.counter(initial_epoch))
+
+
 def _int64_seed(seed) -> int:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ConfigError(f"seed must be an integer, got {seed!r}")
@@ -116,6 +121,10 @@ class DataBundle:
                 self._tensors[key] = tf.constant(getattr(self.split(split), what))
         return self._tensors[key]
 
+    def raw_inputs(self, split: str) -> tf.Tensor:
+        """The split's stored inputs (before ``normalize``) as a host-memory tensor, made once."""
+        return self._tensor(split, "x")
+
     def normalize(self, x: tf.Tensor) -> tf.Tensor:
         """Raw batch -> float32 model input (images: /255 then (x-mean)/std; features: (x-mean)/std)."""
         x = tf.cast(x, tf.float32)
@@ -150,6 +159,56 @@ class DataBundle:
                 .prefetch(tf.data.AUTOTUNE))
 
     # ------------------------------------------------------------ the training stream
+    def _epoch_plan(self, seed: int):
+        """``e -> {name: per-example tensor in visiting order}``: epoch ``e``'s example indices ("idx") and, when
+        augmenting, their crop offsets and flips ("offsets", "flips") and RandAugment keys ("keys")."""
+        n = len(self.train)
+        crop = self.augment in ("standard", "randaugment")
+
+        def plan(e):
+            key = aug.epoch_key(seed, e)
+            order = aug.epoch_order(key, n)
+            parts = {"idx": order}
+            if crop:
+                offsets, flips = aug.crop_flip_params(key, n)
+                parts["offsets"], parts["flips"] = tf.gather(offsets, order), tf.gather(flips, order)
+            if self.augment == "randaugment":
+                parts["keys"] = tf.gather(aug.example_keys(key, n), order)
+            return parts
+        return plan
+
+    def _batch_loader(self, targets_extra: Optional[np.ndarray]):
+        """``{name: a batch's slice of the epoch plan} -> (x, y_noisy)`` (or ``(x, (y_noisy, extra))``)."""
+        n = len(self.train)
+        crop = self.augment in ("standard", "randaugment")
+        x, y = self._tensor("train", "x"), self._tensor("train", "y")
+        extra = None
+        if targets_extra is not None:
+            if len(targets_extra) != n:
+                raise ConfigError(f"targets_extra has {len(targets_extra)} rows but the training split has {n}")
+            with tf.device("/CPU:0"):
+                extra = tf.constant(np.asarray(targets_extra))
+        augmenter = aug.get_randaugmenter() if self.augment == "randaugment" else None
+
+        def load(p):
+            xb = tf.gather(x, p["idx"])
+            if crop:
+                xb = aug.crop_flip(xb, p["offsets"], p["flips"])
+            if augmenter is not None:
+                xb = augmenter(xb, p["keys"])
+            if extra is not None:
+                return self.normalize(xb), (tf.gather(y, p["idx"]), tf.gather(extra, p["idx"]))
+            return self.normalize(xb), tf.gather(y, p["idx"])
+        return load
+
+    def _check_stream(self, batch_size, initial_epoch: int, epochs: Optional[int]) -> int:
+        b = int(batch_size)
+        if b < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        if initial_epoch < 0 or (epochs is not None and epochs < initial_epoch):
+            raise ConfigError(f"need 0 <= initial_epoch <= epochs, got {initial_epoch} and {epochs}")
+        return b
+
     def train_dataset(self, batch_size: int, *, seed: int, initial_epoch: int = 0,
                       epochs: Optional[int] = None, targets_extra: Optional[np.ndarray] = None) -> tf.data.Dataset:
         """Batches (x, y_noisy) of epochs ``initial_epoch .. epochs-1`` (endless if ``epochs`` is None).
@@ -158,48 +217,40 @@ class DataBundle:
         ``i`` with randomness drawn from ``(seed, e, i)``; its last batch may be partial. ``targets_extra``: an
         array aligned with the training split (e.g. cached teacher logits), gathered with the same indices, so
         batches become ``(x, (y_noisy, extra))``."""
-        seed = _int64_seed(seed)
-        b, n = int(batch_size), len(self.train)
-        if b < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-        if initial_epoch < 0 or (epochs is not None and epochs < initial_epoch):
-            raise ConfigError(f"need 0 <= initial_epoch <= epochs, got {initial_epoch} and {epochs}")
-        crop = self.augment in ("standard", "randaugment")
-        rand = self.augment == "randaugment"
-
-        def epoch_batches(e):
-            key = aug.epoch_key(seed, e)
-            order = aug.epoch_order(key, n)
-            parts = {"idx": order}
-            if crop:
-                offsets, flips = aug.crop_flip_params(key, n)
-                parts["offsets"], parts["flips"] = tf.gather(offsets, order), tf.gather(flips, order)
-            if rand:
-                parts["keys"] = tf.gather(aug.example_keys(key, n), order)
-            return tf.data.Dataset.from_tensor_slices(parts).batch(b)
-
-        epochs_ds = (tf.data.Dataset.range(initial_epoch, epochs) if epochs is not None
-                     else tf.data.Dataset.counter(initial_epoch))
-        batches = epochs_ds.flat_map(epoch_batches)
-        x, y = self._tensor("train", "x"), self._tensor("train", "y")
-        extra = None
-        if targets_extra is not None:
-            if len(targets_extra) != n:
-                raise ConfigError(f"targets_extra has {len(targets_extra)} rows but the training split has {n}")
-            with tf.device("/CPU:0"):
-                extra = tf.constant(np.asarray(targets_extra))
-
-        augmenter = aug.get_randaugmenter() if rand else None
-
-        def load(p):
-            xb = tf.gather(x, p["idx"])
-            if crop:
-                xb = aug.crop_flip(xb, p["offsets"], p["flips"])
-            if rand:
-                xb = augmenter(xb, p["keys"])
-            if extra is not None:
-                return self.normalize(xb), (tf.gather(y, p["idx"]), tf.gather(extra, p["idx"]))
-            return self.normalize(xb), tf.gather(y, p["idx"])
-
+        b = self._check_stream(batch_size, initial_epoch, epochs)
+        plan, load = self._epoch_plan(_int64_seed(seed)), self._batch_loader(targets_extra)
+        batches = _epochs(initial_epoch, epochs).flat_map(lambda e: tf.data.Dataset.from_tensor_slices(plan(e))
+                                                          .batch(b))
         return (batches.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
                 .prefetch(tf.data.AUTOTUNE))
+
+    def train_executions(self, batch_size: int, steps_per_execution: int, *, seed: int, initial_epoch: int = 0,
+                         epochs: Optional[int] = None) -> tf.data.Dataset:
+        """The stream of ``train_dataset``'s batches with the batches left to ``in_graph_batch``: one element
+        per compiled call of ``steps_per_execution`` steps (the last of an epoch may be shorter, as Keras runs
+        it), holding the epoch's plan (``"plan"``) and the call's first step within the epoch (``"start"``)."""
+        b = self._check_stream(batch_size, initial_epoch, epochs)
+        k = int(steps_per_execution)
+        if k < 1:
+            raise ConfigError(f"steps_per_execution must be >= 1, got {steps_per_execution}")
+        plan, steps = self._epoch_plan(_int64_seed(seed)), self.steps_per_epoch(b)
+
+        def executions(e):
+            parts = plan(e)
+            return tf.data.Dataset.range(0, steps, k).map(lambda s: {"plan": parts, "start": s})
+        # No autotuning: one small element per call needs none, and deleting an autotuned iterator waits for
+        # its tuning thread (about 0.9 s at the end of every fit on 2 CPU cores).
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        return _epochs(initial_epoch, epochs).flat_map(executions).prefetch(1).with_options(options)
+
+    def in_graph_batch(self, batch_size: int, targets_extra: Optional[np.ndarray] = None):
+        """``(element of train_executions, step) -> batch``: batch ``step`` of that epoch, built in-graph and
+        equal to the one ``train_dataset`` yields (see ``keras_sdd.training.in_graph_train``)."""
+        b, n, load = int(batch_size), len(self.train), self._batch_loader(targets_extra)
+
+        def batch(element, step):
+            step = tf.cast(step, tf.int64)
+            lo, hi = step * b, tf.minimum((step + 1) * b, n)
+            return load({name: v[lo:hi] for name, v in element["plan"].items()})
+        return batch

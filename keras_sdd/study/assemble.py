@@ -19,7 +19,7 @@ from keras_sdd.errors import ConfigError
 from keras_sdd.models.params import ParamCount
 from keras_sdd.pruning import masks as mask_lib
 from keras_sdd.pruning import methods, tfmot_bridge
-from keras_sdd.training import policy
+from keras_sdd.training import in_graph_train, policy
 from keras_sdd.training.retrain import Retrainer, Snapshot, snapshot
 
 
@@ -107,6 +107,7 @@ class Assembly:
     steps_per_epoch: int
     gradual: bool
     teacher_logits: Optional[np.ndarray] = None   # cached per training example, when the pipeline allows it
+    in_graph: bool = False                         # ``model`` builds its batches in-graph (--input_pipeline)
 
     def fresh_init(self, round_index: int) -> Snapshot:
         info = self.bundle.info
@@ -119,12 +120,13 @@ class Assembly:
 
     def train_dataset(self, round_index: int, initial_epoch: int, epochs: int):
         """Round k's training stream: order and augmentation a pure function of (seed, k, epoch)."""
-        kwargs = {}
-        if self.teacher_logits is not None:
-            kwargs["targets_extra"] = self.teacher_logits
-        return self.bundle.train_dataset(self.config.batch_size, seed=seeds.derive(self.config.seed, "shuffle",
-                                                                                   round_index),
-                                         initial_epoch=initial_epoch, epochs=epochs, **kwargs)
+        c = self.config
+        seed = seeds.derive(c.seed, "shuffle", round_index)
+        if self.in_graph:
+            return self.bundle.train_executions(c.batch_size, c.steps_per_execution, seed=seed,
+                                                initial_epoch=initial_epoch, epochs=epochs)
+        return self.bundle.train_dataset(c.batch_size, seed=seed, initial_epoch=initial_epoch, epochs=epochs,
+                                         targets_extra=self.teacher_logits)
 
     def gradual_steps(self, epochs: int) -> int:
         """tfmot's gradual methods prune during the first half of a round, then train at the reached sparsity."""
@@ -176,8 +178,11 @@ def assemble(config: StudyConfig, *, teacher: Optional[tf_keras.Model] = None, s
             if bundle.augment == "none":  # the teacher's logits are fixed per example: computed once, carried
                 cached = distillation.teacher_logits(teacher, bundle.inputs_dataset("train", max(c.batch_size, 256)))
         optimizer.build(student.trainable_variables)
+        in_graph = in_graph_train.resolve(c.input_pipeline, strategy)
+        if in_graph:
+            in_graph_train.use_in_graph_batches(model, bundle.in_graph_batch(c.batch_size, cached))
     return Assembly(c, bundle, student, model, optimizer, schedule, models.count_params(student),
-                    steps_per_epoch, gradual, cached)
+                    steps_per_epoch, gradual, cached, in_graph)
 
 
 def epochs_of_round(config: StudyConfig, round_index: int) -> int:

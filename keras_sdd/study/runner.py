@@ -103,6 +103,7 @@ class RoundLoop:
         self.meter = analysis_energy.EnergyMeter(c.co2_country) if c.track_energy else None
         self.early = (curves.EarlyStopping(c.early_stop_patience, c.early_stop_tolerance)
                       if c.early_stop_patience else None)
+        self._logits: Optional[evaluate.SplitLogits] = None
 
     # ----------------------------------------------------------------------------------------------------
     def _prepare_rewind(self) -> None:
@@ -156,8 +157,9 @@ class RoundLoop:
         c, a = self.config, self.a
         b = max(c.batch_size, 256)
         report = tfmot_bridge.sparsity_report(a.student)
-        logits = {s: evaluate.logits_of(a.student, a.bundle, s, b)
-                  for s in ("train", "val", "test") if s != "val" or a.bundle.val is not None}
+        if self._logits is None:
+            self._logits = evaluate.SplitLogits(a.student, a.bundle, b)
+        logits = {s: self._logits(s) for s in ("train", "val", "test") if s != "val" or a.bundle.val is not None}
         train = evaluate.metrics_of(logits["train"], a.bundle.train)
         test = evaluate.metrics_of(logits["test"], a.bundle.test)
         if "val" in logits:
