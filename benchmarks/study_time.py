@@ -196,7 +196,7 @@ def main():
     for name, shape, classes, steps, skw, tspec in (
             ("lenet300_100", (28, 28, 1), 10, 100, {}, ("fcn", dict(hidden=[600, 200]))),
             ("vgg_like", (32, 32, 3), 10, 10, dict(depth=3, width=3), ("vgg_like", dict(depth=3, width=4)))):
-        best = kd_step.measure(name, shape, classes, 128, steps, 5, 10, skw, tspec)
+        best = {k: v[0] for k, v in kd_step.measure(name, shape, classes, 128, steps, 5, 10, skw, tspec).items()}
         print(f"  {name:<14} KD cached / student {best['KD cached'] / best['student']:.3f} (target <= 1.10); "
               f"KD uncached / student {best['KD uncached'] / best['student']:.3f}", flush=True)
     print(f"\npeak memory (max RSS of one study process): quickstart (2 rounds) {rss_quick:.0f} MiB; CIFAR-shaped "

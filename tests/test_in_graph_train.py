@@ -26,14 +26,15 @@ def _bundle(n=23, augment="none"):
 
 def _in_graph_batches(bundle, batch_size, spe, seed, initial_epoch, epochs, extra=None):
     """What the in-graph train function sees: for each execution element, its steps' batches, in order."""
-    batch = bundle.in_graph_batch(batch_size, extra)
+    batches = bundle.in_graph_batches(batch_size, extra)
     steps = bundle.steps_per_epoch(batch_size)
     out = []
+    calls = -(-steps // spe) * (epochs - initial_epoch)
     for element in bundle.train_executions(batch_size, spe, seed=seed, initial_epoch=initial_epoch,
-                                           epochs=epochs):
-        start = int(element["start"])
+                                           epochs=epochs).take(calls):
+        start, plan = int(element["start"]), batches.plan(element)
         for s in range(start, min(start + spe, steps)):
-            out.append(tf.nest.map_structure(lambda t: t.numpy(), batch(element, tf.constant(s, tf.int64))))
+            out.append(tf.nest.map_structure(lambda t: t.numpy(), batches.batch(plan, tf.constant(s, tf.int64))))
     return out
 
 
@@ -57,8 +58,9 @@ def test_batches_equal_those_of_tf_data(augment, spe, initial_epoch):
 
 
 def test_one_element_per_execution_cut_at_the_epoch_end():
-    starts = [int(e["start"]) for e in _bundle().train_executions(5, 2, seed=0, epochs=2)]
-    assert starts == [0, 2, 4, 0, 2, 4]                   # 5 steps an epoch: executions of 2, 2 and 1
+    elements = list(_bundle().train_executions(5, 2, seed=7, initial_epoch=1, epochs=3).take(6))
+    assert [(int(e["epoch"]), int(e["start"])) for e in elements] == [(1, 0), (1, 2), (1, 4), (2, 0), (2, 2), (2, 4)]
+    assert {int(e["seed"]) for e in elements} == {7}      # 5 steps an epoch: executions of 2, 2 and 1
 
 
 TINY = dict(dataset="gaussian_mixture", gmm_dim=10, gmm_train_size=300, gmm_test_size=200, noise_rate=0.2,
@@ -83,7 +85,7 @@ def _both(tmp_path, name, **changes):
 
 
 @pytest.mark.parametrize("name, changes", [
-    ("imp", {}),                                                          # 10 steps an epoch, executions of 4
+    ("imp", {}),   # 9 steps an epoch, calls of 4, 4, 1: 9 calls in 3 epochs, as many as steps_per_epoch
     ("gradual", dict(prune_method="tfmot_polynomial", prune_frequency=2, steps_per_execution=1)),
     ("xla", dict(jit_compile=True, steps_per_execution=3)),
 ])

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -61,6 +61,14 @@ class Split:
 def _epochs(initial_epoch: int, epochs: Optional[int]) -> tf.data.Dataset:
     return (tf.data.Dataset.range(initial_epoch, epochs) if epochs is not None
             else tf.data.Dataset.counter(initial_epoch))
+
+
+@dataclass(frozen=True)
+class InGraphBatches:
+    """``plan(element)``: the epoch plan of an element of ``DataBundle.train_executions``, made once per call;
+    ``batch(plan, step)``: that epoch's batch ``step``, equal to the one ``train_dataset`` yields."""
+    plan: Callable[[Dict[str, Any]], Dict[str, Any]]
+    batch: Callable[[Dict[str, Any], Any], Any]
 
 
 def _int64_seed(seed) -> int:
@@ -159,23 +167,20 @@ class DataBundle:
                 .prefetch(tf.data.AUTOTUNE))
 
     # ------------------------------------------------------------ the training stream
-    def _epoch_plan(self, seed: int):
-        """``e -> {name: per-example tensor in visiting order}``: epoch ``e``'s example indices ("idx") and, when
-        augmenting, their crop offsets and flips ("offsets", "flips") and RandAugment keys ("keys")."""
+    def _epoch_plan(self, seed, e):
+        """Epoch ``e``'s visiting plan, ``{name: per-example tensor in visiting order}``: the example indices
+        ("idx") and, when augmenting, their crop offsets and flips ("offsets", "flips") and RandAugment keys
+        ("keys"). ``seed`` and ``e`` may be tensors."""
         n = len(self.train)
-        crop = self.augment in ("standard", "randaugment")
-
-        def plan(e):
-            key = aug.epoch_key(seed, e)
-            order = aug.epoch_order(key, n)
-            parts = {"idx": order}
-            if crop:
-                offsets, flips = aug.crop_flip_params(key, n)
-                parts["offsets"], parts["flips"] = tf.gather(offsets, order), tf.gather(flips, order)
-            if self.augment == "randaugment":
-                parts["keys"] = tf.gather(aug.example_keys(key, n), order)
-            return parts
-        return plan
+        key = aug.epoch_key(seed, e)
+        order = aug.epoch_order(key, n)
+        parts = {"idx": order}
+        if self.augment in ("standard", "randaugment"):
+            offsets, flips = aug.crop_flip_params(key, n)
+            parts["offsets"], parts["flips"] = tf.gather(offsets, order), tf.gather(flips, order)
+        if self.augment == "randaugment":
+            parts["keys"] = tf.gather(aug.example_keys(key, n), order)
+        return parts
 
     def _batch_loader(self, targets_extra: Optional[np.ndarray]):
         """``{name: a batch's slice of the epoch plan} -> (x, y_noisy)`` (or ``(x, (y_noisy, extra))``)."""
@@ -218,39 +223,41 @@ class DataBundle:
         array aligned with the training split (e.g. cached teacher logits), gathered with the same indices, so
         batches become ``(x, (y_noisy, extra))``."""
         b = self._check_stream(batch_size, initial_epoch, epochs)
-        plan, load = self._epoch_plan(_int64_seed(seed)), self._batch_loader(targets_extra)
-        batches = _epochs(initial_epoch, epochs).flat_map(lambda e: tf.data.Dataset.from_tensor_slices(plan(e))
-                                                          .batch(b))
+        seed, load = _int64_seed(seed), self._batch_loader(targets_extra)
+        batches = _epochs(initial_epoch, epochs).flat_map(
+            lambda e: tf.data.Dataset.from_tensor_slices(self._epoch_plan(seed, e)).batch(b))
         return (batches.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
                 .prefetch(tf.data.AUTOTUNE))
 
     def train_executions(self, batch_size: int, steps_per_execution: int, *, seed: int, initial_epoch: int = 0,
-                         epochs: Optional[int] = None) -> tf.data.Dataset:
-        """The stream of ``train_dataset``'s batches with the batches left to ``in_graph_batch``: one element
-        per compiled call of ``steps_per_execution`` steps (the last of an epoch may be shorter, as Keras runs
-        it), holding the epoch's plan (``"plan"``) and the call's first step within the epoch (``"start"``)."""
+                         epochs: int) -> tf.data.Dataset:
+        """The stream of ``train_dataset`` with the batches left to ``in_graph_batches``: one element per compiled
+        call of ``steps_per_execution`` steps (the last of an epoch may be shorter, as Keras runs it), holding
+        the stream's seed, the epoch and the call's first step within the epoch (int64 scalars).
+
+        A table, not a pipeline: no function to trace per round, no background thread, no autotuning (deleting
+        an autotuned iterator waits for its tuning thread: about 0.9 s at the end of every fit on 2 cores)."""
         b = self._check_stream(batch_size, initial_epoch, epochs)
         k = int(steps_per_execution)
         if k < 1:
             raise ConfigError(f"steps_per_execution must be >= 1, got {steps_per_execution}")
-        plan, steps = self._epoch_plan(_int64_seed(seed)), self.steps_per_epoch(b)
-
-        def executions(e):
-            parts = plan(e)
-            return tf.data.Dataset.range(0, steps, k).map(lambda s: {"plan": parts, "start": s})
-        # No autotuning: one small element per call needs none, and deleting an autotuned iterator waits for
-        # its tuning thread (about 0.9 s at the end of every fit on 2 CPU cores).
+        starts = np.arange(0, self.steps_per_epoch(b), k, dtype=np.int64)
+        epoch = np.repeat(np.arange(initial_epoch, epochs, dtype=np.int64), len(starts))
+        table = {"seed": np.full(len(epoch), _int64_seed(seed), np.int64), "epoch": epoch,
+                 "start": np.tile(starts, epochs - initial_epoch)}
         options = tf.data.Options()
         options.autotune.enabled = False
-        return _epochs(initial_epoch, epochs).flat_map(executions).prefetch(1).with_options(options)
+        # Endless (the table repeats; fit stops after its epochs): a stream of known length equal to
+        # steps_per_epoch would make Keras restart it every epoch.
+        return tf.data.Dataset.from_tensor_slices(table).repeat().with_options(options)
 
-    def in_graph_batch(self, batch_size: int, targets_extra: Optional[np.ndarray] = None):
-        """``(element of train_executions, step) -> batch``: batch ``step`` of that epoch, built in-graph and
-        equal to the one ``train_dataset`` yields (see ``keras_sdd.training.in_graph_train``)."""
+    def in_graph_batches(self, batch_size: int, targets_extra: Optional[np.ndarray] = None) -> "InGraphBatches":
+        """What a train function needs to build, from an element of ``train_executions``, the batches that
+        ``train_dataset`` yields (see ``keras_sdd.training.in_graph_train``)."""
         b, n, load = int(batch_size), len(self.train), self._batch_loader(targets_extra)
 
-        def batch(element, step):
+        def batch(plan, step):
             step = tf.cast(step, tf.int64)
             lo, hi = step * b, tf.minimum((step + 1) * b, n)
-            return load({name: v[lo:hi] for name, v in element["plan"].items()})
-        return batch
+            return load({name: v[lo:hi] for name, v in plan.items()})
+        return InGraphBatches(lambda element: self._epoch_plan(element["seed"], element["epoch"]), batch)

@@ -180,7 +180,7 @@ def assemble(config: StudyConfig, *, teacher: Optional[tf_keras.Model] = None, s
         optimizer.build(student.trainable_variables)
         in_graph = in_graph_train.resolve(c.input_pipeline, strategy)
         if in_graph:
-            in_graph_train.use_in_graph_batches(model, bundle.in_graph_batch(c.batch_size, cached))
+            in_graph_train.use_in_graph_batches(model, bundle.in_graph_batches(c.batch_size, cached))
     return Assembly(c, bundle, student, model, optimizer, schedule, models.count_params(student),
                     steps_per_epoch, gradual, cached, in_graph)
 

@@ -2,8 +2,9 @@
 
 Why: Keras' train function pulls every batch from a tf.data iterator. On a CPU that hand-over costs about 0.6 ms
 a step — as long as the whole step of a small model (the quickstart's MLP: ~100 ms an epoch through tf.data,
-~60 ms in-graph). Here ``fit`` reads one small element per compiled call (an epoch's plan and the call's first
-step, ``DataBundle.train_executions``) and the call gathers, augments and normalises each of its batches itself.
+~60 ms in-graph). Here ``fit`` reads one small element per compiled call (seed, epoch and first step,
+``DataBundle.train_executions``); the call draws the epoch's visiting plan once, then gathers, augments and
+normalises each of its batches itself.
 The batches are exactly those of ``DataBundle.train_dataset``, so the trained weights are bit-identical; ``fit``,
 its callbacks, validation and logs are unchanged.
 
@@ -12,8 +13,6 @@ The model keeps its own ``train_step`` (the student's, or ``DistillationModel``'
 schedules) make the in-graph function again. One device only: under a ``tf.distribute`` strategy use tf.data.
 """
 from __future__ import annotations
-
-from typing import Callable
 
 import tensorflow as tf
 import tf_keras
@@ -48,9 +47,9 @@ def _first_tensor(outputs):
     return []
 
 
-def use_in_graph_batches(model: tf_keras.Model, batch: Callable) -> None:
-    """From now on ``model.fit`` expects the ``executions`` stream of ``DataBundle.train_executions`` (built with
-    the model's ``steps_per_execution``) and ``batch`` its ``batch`` function."""
+def use_in_graph_batches(model: tf_keras.Model, batches) -> None:
+    """From now on ``model.fit`` expects the stream of ``DataBundle.train_executions`` (built with the model's
+    ``steps_per_execution``); ``batches``, ``DataBundle.in_graph_batches``, builds each call's batches."""
     if tf.distribute.has_strategy() or model.distribute_strategy is not tf.distribute.get_strategy():
         raise ValueError("in-graph batches serve one device; under a tf.distribute strategy feed tf.data")
 
@@ -69,10 +68,10 @@ def use_in_graph_batches(model: tf_keras.Model, batch: Callable) -> None:
 
         def train_function(iterator):
             element = next(iterator)
-            start = element["start"]
-            outputs = run_step(batch(element, start))        # defines the loop's outputs for AutoGraph
+            plan, start = batches.plan(element), element["start"]
+            outputs = run_step(batches.batch(plan, start))   # defines the loop's outputs for AutoGraph
             for i in tf.range(1, model._steps_per_execution):  # pylint: disable=protected-access
-                outputs = run_step(batch(element, start + tf.cast(i, tf.int64)))
+                outputs = run_step(batches.batch(plan, start + tf.cast(i, tf.int64)))
             return outputs
 
         fn = train_function if model.run_eagerly else tf.function(train_function, reduce_retracing=True)
