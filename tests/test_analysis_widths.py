@@ -71,3 +71,14 @@ def test_effective_params_against_another_setting():
 
 def test_a_single_width_is_no_family():
     assert widths.families([record("linear", 50, s, [0.8, 0.7, 0.9], [10, 5, 2]) for s in (0, 1)]) == []
+
+
+def test_replicate_groups_are_labelled_by_the_settings_they_differ_in():
+    """Two tasks at the same width are two groups, each named by task and width (not by settings they share)."""
+    from keras_sdd.analysis import replicates
+
+    groups = replicates.group(RECORDS)
+    assert [(g.label, sorted(m.config["seed"] for m in g.members)) for g in groups] == [
+        ("vanilla IMP [gmm_task=linear width=100]", [0]), ("vanilla IMP [gmm_task=linear width=50]", [0, 1]),
+        ("vanilla IMP [gmm_task=xor width=50]", [0]), ("vanilla IMP [gmm_task=xor width=100]", [0])]
+    assert [g.label for g in replicates.group(RECORDS[1:3])] == ["vanilla IMP"]     # one group: no suffix

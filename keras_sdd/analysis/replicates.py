@@ -16,8 +16,8 @@ from keras_sdd.study.records import read_rounds
 
 #: Settings that differ between replicates or only change how a study runs, not what it computes.
 NOT_SETTINGS = {"seed", "logdir", "resume", "resume_from_round", "checkpoint_every_secs", "eval_every_epochs",
-                "threads", "steps_per_execution", "input_pipeline", "deterministic", "teacher_flagfile", "track_energy",
-                "save_predictions", "co2_country", "data_dir", "download"}
+                "threads", "steps_per_execution", "input_pipeline", "deterministic", "teacher_flagfile",
+                "track_energy", "save_predictions", "co2_country", "data_dir", "download"}
 
 
 @dataclass
@@ -111,20 +111,31 @@ def _f(x) -> float:
 
 
 def group(records: Sequence[StudyRecord]) -> List[Group]:
-    """Replicate groups, in the order their first member appears; labels made unique where settings differ."""
+    """Replicate groups, in the order their first member appears. Groups of the same kind of study are labelled
+    apart by the settings in which they differ, e.g. ``vanilla IMP [gmm_task=xor width=100]``."""
     groups: Dict[str, Group] = {}
     for r in records:
         groups.setdefault(r.key, Group(r.label, [])).members.append(r)
     out = list(groups.values())
-    counts: Dict[str, int] = {}
+    by_label: Dict[str, List[Group]] = {}
     for g in out:
-        counts[g.label] = counts.get(g.label, 0) + 1
-    if any(v > 1 for v in counts.values()):
-        for g in out:
-            if counts[g.label] > 1:
-                c = g.members[0].config
-                g.label = f"{g.label} [{c.get('model')} w={c.get('width')} {c.get('dataset')} ε={c.get('noise_rate')}]"
+        by_label.setdefault(g.label, []).append(g)
+    for label, same in by_label.items():
+        if len(same) < 2:
+            continue
+        settings = [{k: v for k, v in g.members[0].settings.items() if k not in NOT_SETTINGS} for g in same]
+        differ = sorted({k for st in settings for k in st if any(o.get(k) != st.get(k) for o in settings)})
+        for g, st in zip(same, settings):
+            g.label = f"{label} [{' '.join(f'{k}={_setting(st.get(k))}' for k in differ)}]"
     return out
+
+
+def _setting(v) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, (list, tuple)):
+        return "+".join(_setting(x) for x in v)
+    return str(v)
 
 
 def mean_std(values: Sequence[Optional[float]]) -> Dict[str, Optional[float]]:
