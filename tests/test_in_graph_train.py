@@ -59,8 +59,20 @@ def test_batches_equal_those_of_tf_data(augment, spe, initial_epoch):
 
 def test_one_element_per_execution_cut_at_the_epoch_end():
     elements = list(_bundle().train_executions(5, 2, seed=7, initial_epoch=1, epochs=3).take(6))
-    assert [(int(e["epoch"]), int(e["start"])) for e in elements] == [(1, 0), (1, 2), (1, 4), (2, 0), (2, 2), (2, 4)]
-    assert {int(e["seed"]) for e in elements} == {7}      # 5 steps an epoch: executions of 2, 2 and 1
+    assert [(int(e["epoch"]), int(e["start"]), int(e["length"])) for e in elements] == [
+        (1, 0, 2), (1, 2, 2), (1, 4, 1), (2, 0, 2), (2, 2, 2), (2, 4, 1)]   # 5 steps an epoch: calls of 2, 2, 1
+    assert {int(e["seed"]) for e in elements} == {7}
+
+
+def test_a_stream_made_for_other_executions_is_refused_not_trained_on():
+    from keras_sdd import models
+
+    bundle = _bundle()
+    model = models.build("fcn", (6, 6, 2), 3, width=8, depth=1, seed=0)
+    model.compile("sgd", "sparse_categorical_crossentropy", steps_per_execution=3)
+    in_graph_train.use_in_graph_batches(model, bundle.in_graph_batches(5))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="another steps_per_execution"):
+        model.fit(bundle.train_executions(5, 2, seed=0, epochs=1), epochs=1, steps_per_epoch=5, verbose=0)
 
 
 TINY = dict(dataset="gaussian_mixture", gmm_dim=10, gmm_train_size=300, gmm_test_size=200, noise_rate=0.2,

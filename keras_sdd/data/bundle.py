@@ -233,7 +233,8 @@ class DataBundle:
                          epochs: int) -> tf.data.Dataset:
         """The stream of ``train_dataset`` with the batches left to ``in_graph_batches``: one element per compiled
         call of ``steps_per_execution`` steps (the last of an epoch may be shorter, as Keras runs it), holding
-        the stream's seed, the epoch and the call's first step within the epoch (int64 scalars).
+        the stream's seed, the epoch, the call's first step within the epoch and its number of steps ("seed",
+        "epoch", "start", "length"; int64 scalars).
 
         A table, not a pipeline: no function to trace per round, no background thread, no autotuning (deleting
         an autotuned iterator waits for its tuning thread: about 0.9 s at the end of every fit on 2 cores)."""
@@ -241,10 +242,12 @@ class DataBundle:
         k = int(steps_per_execution)
         if k < 1:
             raise ConfigError(f"steps_per_execution must be >= 1, got {steps_per_execution}")
-        starts = np.arange(0, self.steps_per_epoch(b), k, dtype=np.int64)
+        steps = self.steps_per_epoch(b)
+        starts = np.arange(0, steps, k, dtype=np.int64)
         epoch = np.repeat(np.arange(initial_epoch, epochs, dtype=np.int64), len(starts))
         table = {"seed": np.full(len(epoch), _int64_seed(seed), np.int64), "epoch": epoch,
-                 "start": np.tile(starts, epochs - initial_epoch)}
+                 "start": np.tile(starts, epochs - initial_epoch),
+                 "length": np.tile(np.minimum(k, steps - starts), epochs - initial_epoch)}
         options = tf.data.Options()
         options.autotune.enabled = False
         # Endless (the table repeats; fit stops after its epochs): a stream of known length equal to

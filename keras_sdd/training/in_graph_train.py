@@ -17,9 +17,7 @@ from __future__ import annotations
 import tensorflow as tf
 import tf_keras
 
-__all__ = ["resolve", "use_in_graph_batches", "uses_in_graph_batches"]
-
-_MARK = "_keras_sdd_in_graph_batches"
+__all__ = ["resolve", "use_in_graph_batches"]
 
 
 def resolve(choice: str, strategy=None) -> bool:
@@ -68,9 +66,13 @@ def use_in_graph_batches(model: tf_keras.Model, batches) -> None:
 
         def train_function(iterator):
             element = next(iterator)
+            steps = model._steps_per_execution  # pylint: disable=protected-access
+            tf.debugging.assert_equal(  # a stream made for other executions would silently train on other batches
+                tf.cast(steps, tf.int64), element["length"],
+                message="the in-graph stream was built for another steps_per_execution than the model's")
             plan, start = batches.plan(element), element["start"]
             outputs = run_step(batches.batch(plan, start))   # defines the loop's outputs for AutoGraph
-            for i in tf.range(1, model._steps_per_execution):  # pylint: disable=protected-access
+            for i in tf.range(1, steps):
                 outputs = run_step(batches.batch(plan, start + tf.cast(i, tf.int64)))
             return outputs
 
@@ -81,8 +83,4 @@ def use_in_graph_batches(model: tf_keras.Model, batches) -> None:
 
     model.make_train_function = make_train_function
     model.train_function = None
-    setattr(model, _MARK, True)
 
-
-def uses_in_graph_batches(model: tf_keras.Model) -> bool:
-    return bool(getattr(model, _MARK, False))
