@@ -95,8 +95,9 @@ def test_resume_after_killing_the_driver(tmp_path):
     study is mid-way; the same command again never reruns the first and resumes the second from its checkpoint
     (after the orphaned worker, if still alive, has let go of the point's lock)."""
     root = tmp_path / "sw"
-    args = [f"--logdir={root}", "--grid=width=8,16", "--max_parallel=1", "--max_rounds=3", "--epochs=4",
-            "--gmm_train_size=2000"]   # a few seconds a study: the kill lands mid-study
+    args = [f"--logdir={root}", "--grid=width=8,16", "--max_parallel=1", "--max_rounds=6", "--epochs=8",
+            "--gmm_train_size=4000"]   # several seconds a study: the kill lands mid-study, and the orphaned
+    #                                    worker is gone before it could finish the study on its own
     driver = subprocess.Popen([sys.executable, "-m", "apps.sweep", *BASE, *args], cwd=REPO,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=ENV)
     try:
@@ -122,7 +123,7 @@ def test_resume_after_killing_the_driver(tmp_path):
     assert {k: (v["status"], v["attempts"]) for k, v in state.items()} == {
         "width=8": ("done", 1), "width=16": ("done", 2)}
     rows = (root / "width=16" / "rounds.csv").read_text().splitlines()
-    assert len(rows) == 1 + 4                                                # header and rounds 0..3, once each
+    assert len(rows) == 1 + 7                                                # header and rounds 0..6, once each
 
 
 def _free_port():
