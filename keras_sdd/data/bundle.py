@@ -58,11 +58,6 @@ class Split:
         return int(self.y.shape[0])
 
 
-def _epochs(initial_epoch: int, epochs: Optional[int]) -> tf.data.Dataset:
-    return (tf.data.Dataset.range(initial_epoch, epochs) if epochs is not None
-            else tf.data.Dataset.counter(initial_epoch))
-
-
 @dataclass(frozen=True)
 class InGraphBatches:
     """``plan(element)``: the epoch plan of an element of ``DataBundle.train_executions``, made once per call;
@@ -224,7 +219,9 @@ class DataBundle:
         batches become ``(x, (y_noisy, extra))``."""
         b = self._check_stream(batch_size, initial_epoch, epochs)
         seed, load = _int64_seed(seed), self._batch_loader(targets_extra)
-        batches = _epochs(initial_epoch, epochs).flat_map(
+        epochs_ds = (tf.data.Dataset.range(initial_epoch, epochs) if epochs is not None
+                     else tf.data.Dataset.counter(initial_epoch))
+        batches = epochs_ds.flat_map(
             lambda e: tf.data.Dataset.from_tensor_slices(self._epoch_plan(seed, e)).batch(b))
         return (batches.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
                 .prefetch(tf.data.AUTOTUNE))

@@ -17,29 +17,22 @@ class SplitLogits:
 
     def __init__(self, model, bundle, batch_size: int):
         self.model, self.bundle, self.batch_size = model, bundle, int(batch_size)
-        self._fn = None
+        b = self.batch_size
 
-    def _compiled(self):
-        if self._fn is None:
-            model, normalize, b = self.model, self.bundle.normalize, self.batch_size
-
-            def logits(x):
-                n = tf.shape(x, out_type=tf.int64)[0]
-                steps = (n + b - 1) // b
-                out = tf.TensorArray(tf.float32, size=tf.cast(steps, tf.int32), infer_shape=False)
-                for i in tf.range(steps):
-                    xb = normalize(x[i * b: tf.minimum((i + 1) * b, n)])
-                    out = out.write(tf.cast(i, tf.int32), tf.cast(model(xb, training=False), tf.float32))
-                return out.concat()
-            self._fn = tf.function(logits, reduce_retracing=True)
-        return self._fn
+        def logits(x):
+            n = tf.shape(x, out_type=tf.int64)[0]
+            steps = (n + b - 1) // b
+            out = tf.TensorArray(tf.float32, size=tf.cast(steps, tf.int32), infer_shape=False)
+            for i in tf.range(steps):
+                xb = bundle.normalize(x[i * b: tf.minimum((i + 1) * b, n)])
+                out = out.write(tf.cast(i, tf.int32), tf.cast(model(xb, training=False), tf.float32))
+            return out.concat()
+        self._logits = tf.function(logits, reduce_retracing=True)
 
     def __call__(self, split: str) -> np.ndarray:
-        if self.model.distribute_strategy.num_replicas_in_sync > 1:
+        if self.model.distribute_strategy.num_replicas_in_sync > 1 or not len(self.bundle.split(split)):
             return self.model.predict(self.bundle.inputs_dataset(split, self.batch_size), verbose=0)
-        if not len(self.bundle.split(split)):
-            return self.model.predict(self.bundle.inputs_dataset(split, self.batch_size), verbose=0)
-        return self._compiled()(self.bundle.raw_inputs(split)).numpy()
+        return self._logits(self.bundle.raw_inputs(split)).numpy()
 
 
 def logits_of(model, bundle, split: str, batch_size: int) -> np.ndarray:

@@ -103,7 +103,7 @@ class RoundLoop:
         self.meter = analysis_energy.EnergyMeter(c.co2_country) if c.track_energy else None
         self.early = (curves.EarlyStopping(c.early_stop_patience, c.early_stop_tolerance)
                       if c.early_stop_patience else None)
-        self._logits: Optional[evaluate.SplitLogits] = None
+        self.logits = evaluate.SplitLogits(assembly.student, assembly.bundle, max(c.batch_size, 256))
 
     # ----------------------------------------------------------------------------------------------------
     def _prepare_rewind(self) -> None:
@@ -155,11 +155,8 @@ class RoundLoop:
 
     def _evaluate(self, k: int, target: float, epochs: int, wall: float) -> Dict[str, Any]:
         c, a = self.config, self.a
-        b = max(c.batch_size, 256)
         report = tfmot_bridge.sparsity_report(a.student)
-        if self._logits is None:
-            self._logits = evaluate.SplitLogits(a.student, a.bundle, b)
-        logits = {s: self._logits(s) for s in ("train", "val", "test") if s != "val" or a.bundle.val is not None}
+        logits = {s: self.logits(s) for s in ("train", "val", "test") if s != "val" or a.bundle.val is not None}
         train = evaluate.metrics_of(logits["train"], a.bundle.train)
         test = evaluate.metrics_of(logits["test"], a.bundle.test)
         if "val" in logits:

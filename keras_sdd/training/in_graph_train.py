@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 import tf_keras
+from tf_keras.src.engine.training import _minimum_control_deps  # what Keras' own train function orders after
 
 __all__ = ["resolve", "use_in_graph_batches"]
 
@@ -37,14 +38,6 @@ def resolve(choice: str, strategy=None) -> bool:
     return not (tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("TPU"))
 
 
-def _first_tensor(outputs):
-    """A tensor of the step's outputs to order the step counter after (Keras' ``_minimum_control_deps``)."""
-    for out in tf.nest.flatten(outputs, expand_composites=True):
-        if not isinstance(out, tf.Variable):
-            return [out]
-    return []
-
-
 def use_in_graph_batches(model: tf_keras.Model, batches) -> None:
     """From now on ``model.fit`` expects the stream of ``DataBundle.train_executions`` (built with the model's
     ``steps_per_execution``); ``batches``, ``DataBundle.in_graph_batches``, builds each call's batches."""
@@ -57,7 +50,7 @@ def use_in_graph_batches(model: tf_keras.Model, batches) -> None:
 
         def run_step(data):
             outputs = model.train_step(data)
-            with tf.control_dependencies(_first_tensor(outputs)):
+            with tf.control_dependencies(_minimum_control_deps(outputs)):
                 model._train_counter.assign_add(1)  # pylint: disable=protected-access
             return outputs
 
