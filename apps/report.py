@@ -50,11 +50,13 @@ def main(argv):
         if not FLAGS.logdir:
             raise ConfigError("give at least one --logdir (a study, an ℓ2 group or a sweep directory)")
         from keras_sdd.analysis import report
+        from keras_sdd.study import recount
 
         out = pathlib.Path(FLAGS.out)
         report.check_out(out)
         analysis = report.build(roots(FLAGS.logdir), out, patience=FLAGS.early_stop_patience,
-                                tolerance=FLAGS.early_stop_tolerance, sdd_margin=FLAGS.sdd_margin)
+                                tolerance=FLAGS.early_stop_tolerance, sdd_margin=FLAGS.sdd_margin,
+                                recount=recount.missing_counts)
     except ConfigError as e:
         console.refuse(e)
     print(f"report of {len(analysis['studies'])} studies in {len(analysis['groups'])} groups written to {out}: "

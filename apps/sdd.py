@@ -41,7 +41,7 @@ flags.DEFINE_integer("train_subset", _D.train_subset, "Use a seeded subset of N 
                      lower_bound=0)
 flags.DEFINE_float("val_fraction", _D.val_fraction, "Share of the training set held out for validation.",
                    lower_bound=0.0, upper_bound=0.99)
-flags.DEFINE_enum("noise_type", _D.noise_type, config_lib.NOISE_TYPES, "Label noise on the training split.")
+flags.DEFINE_enum("noise_type", _D.noise_type, config_lib.NOISE_TYPES, "Label noise on the training split: symmetric (a wrong class, seed 1), uniform (redrawn from all K classes as OpenLTH does, seed 2: ≈ε·(K−1)/K wrong), pairflip (y→y+1).")
 flags.DEFINE_float("noise_rate", _D.noise_rate, "ε: share of training labels made wrong, in [0, 1).",
                    lower_bound=0.0)
 flags.DEFINE_string("human_label", _D.human_label, "CIFAR-N human label: aggre|worse|random1..3 (cifar10_n), "
@@ -50,13 +50,16 @@ flags.DEFINE_enum("augment", _D.augment, config_lib.AUGMENTS, "Training augmenta
 flags.DEFINE_enum("gmm_task", _D.gmm_task, config_lib.GMM_TASKS, "Gaussian mixture task.")
 flags.DEFINE_integer("gmm_dim", _D.gmm_dim, "Gaussian mixture dimension D.", lower_bound=2)
 flags.DEFINE_float("gmm_bayes_accuracy", _D.gmm_bayes_accuracy, "Bayes accuracy the mixture's separation gives.")
+flags.DEFINE_float("gmm_nu", _D.gmm_nu, "Cluster distance ν of the mixture, set directly (0: from "
+                   "--gmm_bayes_accuracy); linear means ±ν/2·u, XOR ±ν/2·u1 ±ν/2·u2.", lower_bound=0.0)
 flags.DEFINE_integer("gmm_train_size", _D.gmm_train_size, "Gaussian mixture training examples.", lower_bound=2)
 flags.DEFINE_integer("gmm_test_size", _D.gmm_test_size, "Gaussian mixture test examples.", lower_bound=1)
 # --- model ------------------------------------------------------------------------------------------------
 flags.DEFINE_string("model", _D.model, "Model name (keras_sdd.models.MODELS).")
 flags.DEFINE_float("width", _D.width, "Width setting: FCN units, VGG γ (2^γ channels), ResNet multiplier, ViT dim.")
 flags.DEFINE_integer("depth", _D.depth, "Depth setting: FCN hidden layers, VGG blocks δ, ViT blocks.")
-flags.DEFINE_list("hidden", [str(h) for h in _D.hidden], "FCN hidden widths, e.g. 300,100.")
+flags.DEFINE_list("hidden", [str(h) for h in _D.hidden], "FCN hidden widths, e.g. 300,100; with --width, the "
+                  "fixed layers after the --depth layers of --width units (--width=50 --hidden=100: 784→50→100→10).")
 flags.DEFINE_integer("vit_patch_size", _D.vit_patch_size, "ViT patch size.", lower_bound=1)
 flags.DEFINE_integer("vit_heads", _D.vit_heads, "ViT attention heads.", lower_bound=1)
 flags.DEFINE_integer("vit_mlp_dim", _D.vit_mlp_dim, "ViT MLP width.", lower_bound=1)

@@ -17,7 +17,7 @@ STUDIES = ("sdd", "kd", "l2")
 RETRAIN_MODES = ("lr_rewind", "finetune", "weight_rewind", "scratch")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 LR_SCHEDULES = ("multistep", "cosine", "constant")
-NOISE_TYPES = ("none", "symmetric", "pairflip")
+NOISE_TYPES = ("none", "symmetric", "uniform", "pairflip")  # keras_sdd.data.label_noise
 AUGMENTS = ("none", "standard", "randaugment")
 MIXED_PRECISION = ("none", "bfloat16", "float16")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
@@ -45,6 +45,7 @@ class StudyConfig:
     gmm_task: str = "linear"
     gmm_dim: int = 100
     gmm_bayes_accuracy: float = 0.9
+    gmm_nu: float = 0.0                     # >0: cluster distance ν set directly (gmm_bayes_accuracy then unused)
     gmm_train_size: int = 10000
     gmm_test_size: int = 5000
     # --- model ----------------------------------------------------------------------------------------
@@ -144,8 +145,12 @@ class StudyConfig:
             train_subset=self.train_subset or None, data_dir=self.data_dir, download=self.download,
             human_label=self.human_label, path=self.data_path, augment=self.augment)
         if self.dataset == "gaussian_mixture":
-            opts.update(task=self.gmm_task, dim=self.gmm_dim, bayes_accuracy=self.gmm_bayes_accuracy,
-                        train_size=self.gmm_train_size, test_size=self.gmm_test_size)
+            opts.update(task=self.gmm_task, dim=self.gmm_dim, train_size=self.gmm_train_size,
+                        test_size=self.gmm_test_size)
+            if self.gmm_nu > 0:
+                opts.update(nu=self.gmm_nu)
+            else:
+                opts.update(bayes_accuracy=self.gmm_bayes_accuracy)
         return opts
 
     def model_options(self) -> Dict[str, Any]:
@@ -233,6 +238,7 @@ def validate(config: StudyConfig) -> StudyConfig:
     _range("dropout", c.dropout, 0.0, 1.0, hi_open=True)
     _range("gmm_dim", c.gmm_dim, 2)
     _range("gmm_bayes_accuracy", c.gmm_bayes_accuracy, 0.5, 1.0, lo_open=True, hi_open=True)
+    _range("gmm_nu", c.gmm_nu, 0.0)
     _range("gmm_train_size", c.gmm_train_size, 2)
     _range("gmm_test_size", c.gmm_test_size, 1)
     _range("kd_alpha", c.kd_alpha, 0.0, 1.0)

@@ -59,3 +59,21 @@ def kill_during():
         finally:
             runner._EpochCheckpoint.on_epoch_end = original
     return arm
+
+
+#: The one tiny study of the test suite: a 10-dimensional linear Gaussian mixture, an FCN of 16 units, 3 epochs a
+#: round, half the remaining weights pruned per round, 3 pruning rounds — seconds on a CPU.
+TINY = dict(dataset="gaussian_mixture", gmm_dim=10, gmm_train_size=400, gmm_test_size=300, noise_rate=0.2,
+            model="fcn", width=16, depth=1, epochs=3, batch_size=64, optimizer="adam", learning_rate=0.01,
+            lr_schedule="cosine", prune_fraction=0.5, max_rounds=3, checkpoint_every_secs=0.0, threads=1,
+            track_energy=False)
+
+
+@pytest.fixture
+def tiny_config():
+    """``tiny_config(logdir, **changes)``: the StudyConfig of the tiny study, with changes."""
+    from keras_sdd.config import StudyConfig
+
+    def make(logdir, **changes):
+        return StudyConfig(**{**TINY, "logdir": str(logdir), **changes})
+    return make

@@ -44,6 +44,18 @@ def test_phases():
     assert p == {"phase1": 0.0, "phase2": s[2], "phase3": s[3], "phase4": s[7]}
 
 
+def test_phase4_needs_train_and_test_to_collapse_together():
+    test = [0.75, 0.745, 0.70, 0.68, 0.72, 0.80, 0.83, 0.81, 0.60, 0.40]
+    held = rows(test, train=[0.99, 1.0, 1.0, 0.95, 0.90, 0.80, 0.74, 0.74, 0.735, 0.70])
+    s = [r["sparsity"] for r in held]
+    # test falls from round 7, but train accuracy holds until round 9: the collapse starts there
+    assert curves.phases(held, margin=0.01)["phase4"] == s[9]
+    never = rows(test, train=[0.99, 1.0, 1.0, 0.95, 0.90, 0.80, 0.74, 0.74, 0.74, 0.74])
+    assert curves.phases(never, margin=0.01)["phase4"] is None
+    unknown = [{**r, "train_noisy_accuracy": None} for r in held]   # no train accuracy: test alone decides
+    assert curves.phases(unknown, margin=0.01)["phase4"] == s[7]
+
+
 def test_best_pruned_and_effective_parameters():
     data = rows([0.7, 0.8, 0.9, 0.85], val=[0.6, 0.75, 0.7, 0.72], nonzero_params=[900, 500, 200, 100])
     best = curves.best_pruned(data)
@@ -52,6 +64,10 @@ def test_best_pruned_and_effective_parameters():
     assert best["val_chosen"]["round"] == 1 and best["val_chosen"]["effective_params_column"] == "nonzero_params"
     old = rows([0.7, 0.8])                           # an old study: no nonzero_params column
     assert curves.effective_params(old[1]) == {"value": 970, "column": "remaining_params"}
+    # seed 2's count (kernels only) wins over the all-weights count wherever a study recorded it
+    new = rows([0.7, 0.8], nonzero_params=[900, 500], nonzero_weights=[850, 470])
+    assert curves.effective_params(new[1]) == {"value": 470, "column": "nonzero_weights"}
+    assert curves.best_pruned(new)["test_chosen"]["effective_params_column"] == "nonzero_weights"
 
 
 def test_early_stop_fires_with_patience_and_tolerance():
@@ -60,7 +76,9 @@ def test_early_stop_fires_with_patience_and_tolerance():
     fired = curves.early_stop(data, patience=2, tolerance=0.02)
     # round 3 (0.69) and round 4 (0.68) are both > 0.02 below the best 0.72: fires at round 4, keeps round 1
     assert fired["fired"] and fired["stop_round"] == 4 and fired["kept_round"] == 1
-    assert fired["train_flops_cum"] == 5.0 and fired["co2_g_cum"] == 10.0 and fired["test_accuracy"] == 0.72
+    # charged up to the round it reports (seed 1's tables), and separately what it trained (up to round 4)
+    assert fired["train_flops_cum"] == 2.0 and fired["co2_g_cum"] == 4.0 and fired["test_accuracy"] == 0.72
+    assert fired["train_flops_cum_trained"] == 5.0 and fired["co2_g_cum_trained"] == 10.0
     assert not curves.early_stop(data, patience=3, tolerance=0.02)["fired"]          # round 5 recovers
     assert curves.early_stop(data, patience=1, tolerance=0.0)["stop_round"] == 2      # 0.71 < 0.72
     none = curves.early_stop(rows([0.7, 0.71, 0.72]), patience=1)

@@ -73,3 +73,30 @@ def test_inject_dispatch_and_errors():
             ln.symmetric_noise(y, bad, K, 0)
     with pytest.raises(ConfigError):
         ln.symmetric_noise(y, 0.1, 5, 0)  # labels outside [0, 5)
+
+
+@pytest.mark.parametrize("rate", [0.2, 0.5])
+def test_uniform_noise_on_two_classes_makes_half_the_rate_wrong(rate):
+    """OpenLTH's randomisation: a chosen label is redrawn from all K classes, so on a two-class task about ε/2 of
+    the labels end up wrong (seed 2's setting), where symmetric noise makes exactly ε wrong."""
+    y = np.random.default_rng(5).integers(0, 2, 20_000).astype(np.int64)
+    noisy = ln.uniform_noise(y, rate, 2, seed=11)
+    wrong = float((noisy != y).mean())
+    assert abs(wrong - rate / 2) <= 0.01
+    assert ln.expected_wrong_fraction("uniform", rate, 2) == pytest.approx(rate / 2)
+    assert float((ln.symmetric_noise(y, rate, 2, seed=11) != y).mean()) == pytest.approx(rate, abs=1e-4)
+
+
+def test_uniform_noise_is_exact_seeded_and_uniform_over_all_classes():
+    y = _labels(100_000)
+    noisy = ln.inject(y, "uniform", 0.4, K, seed=7)
+    assert np.array_equal(noisy, ln.uniform_noise(y, 0.4, K, seed=7))           # seeded: same draw
+    assert not np.array_equal(noisy, ln.uniform_noise(y, 0.4, K, seed=8))
+    wrong = float((noisy != y).mean())
+    assert wrong == pytest.approx(0.4 * (K - 1) / K, abs=0.005)                  # ≈ ε·(K−1)/K
+    # the redrawn labels (exactly round(εN) positions) are uniform over all K classes, their own included
+    rng = np.random.default_rng(7)
+    pos = rng.choice(y.size, size=round(0.4 * y.size), replace=False)
+    assert np.array_equal(np.delete(noisy, pos), np.delete(y, pos))             # nothing else changes
+    assert chisquare(np.bincount(noisy[pos], minlength=K)).pvalue > 1e-3
+    assert ln.expected_wrong_fraction("symmetric", 0.4, K) == 0.4

@@ -226,7 +226,7 @@ def test_count_variants():
     ("fcn", dict(width=0), r"fcn width .*int >= 1"),
     ("fcn", dict(depth=0), r"fcn depth .*int >= 1"),
     ("fcn", dict(hidden=(4, 0)), "ints >= 1"),
-    ("fcn", dict(hidden=(4,), width=3), "not both"),
+    ("fcn", dict(hidden=(4,), depth=3), "with hidden alone give no depth"),
     ("lenet300_100", dict(width=10), "fixed"),
     ("vgg_like", dict(width=0), r"width .*\[1, 16\]"),
     ("vgg_like", dict(depth=-1), r"depth .*\[1, 16\]"),

@@ -68,6 +68,13 @@ def test_report_over_old_and_new_studies(studies, tmp_path):
     assert {"figures/accuracy_vs_params.png", "figures/ece_vs_sparsity.png",
             "figures/reliability_dense_vs_best.png", "figures/bayes_vs_model.png"} <= set(analysis["figures"])
     assert list((out / "tensorboard").rglob("events.out.tfevents.*"))
+    # the old study recorded neither kernel counts nor dense FLOPs: recounted from its checkpoints, read only
+    old_group = [g for g in analysis["lottery_table"] if g["replicates"] == 1][0]
+    assert old_group["full_params"]["mean"] == 10 * 16 + 16 * 2 and old_group["params_columns"] == ["nonzero_weights"]
+    assert "recounted from the round checkpoints" in tables and "PFLOPs dense (seed 1)" in tables
+    old_cost = [r for r in analysis["cost_table"] if r["replicates"] == 1 and r["variant"] == "full pruning"][0]
+    assert old_cost["train_pflops_dense"]["mean"] == pytest.approx(full["train_pflops_dense"]["mean"])
+    assert "rounds.csv" not in [p.name for p in (studies / "old").iterdir() if p.stat().st_mtime > out.stat().st_mtime]
     again = report(f"--logdir={studies / 'old'}", f"--out={out}")     # a previous report may be replaced
     assert again.returncode == 0, again.stderr[-2000:]
 

@@ -7,11 +7,15 @@ on any study directory, old or new.
   rises again by at least ``margin`` above that dip, at higher sparsity.
 - **Phases**: (1) accuracy ≈ dense — test within ``margin`` of round 0; (2) the interpolation threshold — train
   accuracy on the noisy labels starts to drop (first round below its maximum by ``margin``), test falls to the
-  dip; (3) test rising after the dip up to its post-dip peak; (4) collapse — test falls below the post-dip peak
-  by ``margin`` and never recovers. Boundaries are the sparsities where each phase starts.
+  dip; (3) test rising after the dip up to its post-dip peak; (4) collapse — as seed 1 defines it, train *and*
+  test accuracy collapse together: from that round on, test stays below the post-dip peak by ``margin`` and train
+  accuracy (noisy labels) below its value at the peak by ``margin``; a curve that records no train accuracy falls
+  back on test alone. Boundaries are the sparsities where each phase starts.
 - **Best pruned model** (seed 2 Definition 1: lowest test error along the run — "test-chosen"), and the
   validation-chosen one a user without test labels picks; **effective number of parameters** (Definition 2: the
-  non-zero weights of the best pruned model: ``nonzero_params`` where recorded, else ``remaining_params``).
+  non-zero weights of the best pruned model: ``nonzero_weights``, the kernels only, as seed 2's Table 1 counts;
+  a study written before that column existed falls back on ``nonzero_params`` (all weights, biases included) or
+  ``remaining_params``, and every result names the column it used).
 - **Traditional early stopping**: prune while validation accuracy holds; stop at the first round whose validation
   accuracy has been more than ``tolerance`` below the best so far for ``patience`` rounds in a row, and keep the
   best-so-far round. The same rule runs live in studies (``EarlyStopping``) and over finished curves
@@ -100,12 +104,17 @@ def phases(rows: Sequence[Row], margin: float = 0.01) -> Dict[str, Optional[floa
     out["phase2"] = s[start2]
     if sdd.found and sdd.dip_round is not None and sdd.dip_round >= start2:
         out["phase3"] = s[sdd.dip_round]
-        peak = sdd.peak_accuracy
+        peak, peak_train = sdd.peak_accuracy, train[sdd.peak_round]
         for i in range(sdd.peak_round + 1, len(test)):
             rest = [a for a in test[i:] if a is not None]
-            if rest and max(rest) < peak - margin:
-                out["phase4"] = s[i]
-                break
+            if not rest or max(rest) >= peak - margin:
+                continue
+            if peak_train is not None:  # seed 1: train and test accuracy collapse together
+                rest_train = [t for t in train[i:] if t is not None]
+                if not rest_train or max(rest_train) >= peak_train - margin:
+                    continue
+            out["phase4"] = s[i]
+            break
     return out
 
 
@@ -119,9 +128,14 @@ def best_round(rows: Sequence[Row], by: str = "val_accuracy") -> Optional[int]:
     return min(i for v, i in known if v == top)
 
 
+#: Columns that can give a round's effective parameters, best first: seed 2's count (kernels only), then the
+#: counts older studies recorded (all weights, biases and normalisation included).
+EFFECTIVE_PARAMS_COLUMNS = ("nonzero_weights", "nonzero_params", "remaining_params")
+
+
 def effective_params(row: Row) -> Dict[str, Any]:
     """Definition 2: the non-zero weights of a (best pruned) round, and which column gave them."""
-    for key in ("nonzero_params", "remaining_params"):
+    for key in EFFECTIVE_PARAMS_COLUMNS:
         if _num(row.get(key)):
             return {"value": int(row[key]), "column": key}
     return {"value": None, "column": None}
@@ -184,9 +198,16 @@ class EarlyStopping:
         return False
 
 
+def _cum(row: Row, key: str) -> Optional[float]:
+    return float(row[key]) if row and _num(row.get(key)) else None
+
+
 def early_stop(rows: Sequence[Row], patience: int, tolerance: float = 0.0) -> Dict[str, Any]:
-    """The rule over a finished curve: where it fires (or not), the round kept, its accuracy, sparsity, and the
-    training FLOPs / CO2 spent up to the stopping round (None where the study did not record them)."""
+    """The rule over a finished curve: where it fires (or not), the round kept, its accuracy and sparsity, and its
+    cost two ways: ``*_cum`` charged up to the round it reports (seed 1's tables charge an early-stopped run that
+    way) and ``*_cum_trained`` up to the round where it stopped, the patience rounds included (what it actually
+    trained). FLOPs in both conventions (sparse-aware ``train_flops``, seed 1's dense ``train_flops_dense``);
+    None where the study did not record them."""
     rule = EarlyStopping(patience, tolerance)
     stop = None
     for i, acc in enumerate(_values(rows, "val_accuracy")):
@@ -197,9 +218,12 @@ def early_stop(rows: Sequence[Row], patience: int, tolerance: float = 0.0) -> Di
     kept = rule.best_round
     row = rows[kept] if kept is not None else {}
     spent = rows[last] if rows else {}
+    cost = {}
+    for key in ("train_flops_cum", "train_flops_dense_cum", "co2_g_cum"):
+        cost[key] = _cum(row, key)
+        cost[f"{key}_trained"] = _cum(spent, key)
     return {"fired": stop is not None, "stop_round": stop, "kept_round": kept, "reason": rule.reason,
             "test_accuracy": row.get("test_accuracy"), "sparsity": row.get("sparsity"),
             "effective_params": effective_params(row)["value"] if row else None,
-            "train_flops_cum": spent.get("train_flops_cum") if _num(spent.get("train_flops_cum")) else None,
-            "co2_g_cum": spent.get("co2_g_cum") if _num(spent.get("co2_g_cum")) else None,
-            "patience": patience, "tolerance": tolerance}
+            "effective_params_column": effective_params(row)["column"] if row else None,
+            **cost, "patience": patience, "tolerance": tolerance}

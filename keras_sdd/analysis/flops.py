@@ -21,6 +21,10 @@ Conventions, per example (batch 1), forward pass:
   of unpruned entries of the layer's pruned kernels; the attention core and the minor terms do not shrink. These
   are the FLOPs a sparse kernel would do; TensorFlow's dense kernels do the dense work whatever the masks.
 - Training: forward + backward ≈ 3 × forward, per example and epoch.
+- Two conventions per round in a study (``rounds.csv``): ``train_flops`` is this sparse-aware count (a
+  distillation teacher charged at its own sparse-aware forward, every step, or once when its logits are cached);
+  ``train_flops_dense`` is seed paper 1's: the dense student's training FLOPs for the epochs trained, no discount
+  for sparsity, no teacher — every round costs the same.
 - A layer Keras called n times (a shared layer) is counted n times; nested models are walked through.
 """
 from __future__ import annotations
@@ -253,6 +257,14 @@ def densities_of(model: tf_keras.Model) -> Dict[str, float]:
     if not tfmot_bridge.wrappers(model):
         return {}
     return {k: 1.0 - s for k, s in tfmot_bridge.sparsity_report(model).per_layer.items()}
+
+
+def densities_from_zeros(model: tf_keras.Model) -> Dict[str, float]:
+    """{layer key: density} read from the kernels' exact zeros: the densities of a pruned model without masks
+    (a stripped teacher, a loaded file); a model without zeros reads as dense."""
+    from keras_sdd.models.params import layer_densities_from_zeros
+
+    return {k: d for k, d in layer_densities_from_zeros(model).items() if d < 1.0}
 
 
 def forward_flops(model: tf_keras.Model, densities: Optional[Mapping[str, float]] = None) -> FlopsReport:

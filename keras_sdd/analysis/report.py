@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import math
 import pathlib
-from typing import Any, Dict, List, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from keras_sdd.analysis import curves, plots, tables, widths
+from keras_sdd.analysis import curves, mixtures, plots, tables, widths
 from keras_sdd.analysis.replicates import Group, StudyRecord, find_records, group
 from keras_sdd.errors import ConfigError
 from keras_sdd.study import paths
@@ -22,7 +22,12 @@ from keras_sdd.study.records import atomic_write_json
 MARKER = ".keras_sdd_report"
 #: Columns of newer studies; an older study lacking them is reported without them.
 NEWER = {"calibration": ("ece_clean", "ece_noisy"), "FLOPs": ("train_flops_cum",), "CO2": ("co2_g_cum",),
-         "non-zero parameters": ("nonzero_params",)}
+         "non-zero parameters": ("nonzero_params",),
+         "non-zero kernel weights (seed 2's count; effective params fall back on the all-weights count, marked †)":
+             ("nonzero_weights",),
+         "dense-convention FLOPs (seed 1)": ("train_flops_dense_cum",)}
+#: Columns a ``recount`` can fill for an older study.
+RECOUNTABLE = ("nonzero_weights", "train_flops_dense", "train_flops_dense_cum")
 
 
 def check_out(out: pathlib.Path) -> None:
@@ -106,15 +111,43 @@ def _hparams(out: pathlib.Path, records: Sequence[StudyRecord]) -> None:
                     tf.summary.scalar(m, float(v), step=0)
 
 
+def _recount(records: Sequence[StudyRecord], recount: Callable) -> List[str]:
+    """Fills the counts older studies lack (``recount(dir, rows) -> rows``, e.g.
+    ``keras_sdd.study.recount.missing_counts``) in the records' rows, in memory; says what it did."""
+    done, failed = [], []
+    for r in records:
+        if not any(not _known(row.get(c)) for row in r.rows for c in RECOUNTABLE):
+            continue
+        try:
+            r.rows = recount(r.dir, r.rows)
+            done.append(str(r.dir))
+        except ConfigError as e:
+            failed.append(f"{r.dir} ({e})")
+    notes = []
+    if done:
+        notes.append("non-zero kernel weights recounted from the round checkpoints, and dense-convention FLOPs "
+                     "from the model's shape, for studies written before they were recorded: " + ", ".join(done))
+    if failed:
+        notes.append("could not recount (their effective params keep the all-weights count, marked †): "
+                     + "; ".join(failed))
+    return notes
+
+
+def _known(v) -> bool:
+    return isinstance(v, (int, float)) and not (isinstance(v, float) and math.isnan(v))
+
+
 def build(roots: Sequence[pathlib.Path], out: pathlib.Path, *, patience: int = 2, tolerance: float = 0.01,
-          sdd_margin: float = 0.01) -> Dict[str, Any]:
-    """Reads the studies below ``roots`` and writes the report into ``out``; returns the analysis dict."""
+          sdd_margin: float = 0.01, recount: Optional[Callable] = None) -> Dict[str, Any]:
+    """Reads the studies below ``roots`` and writes the report into ``out``; returns the analysis dict.
+    ``recount(dir, rows) -> rows`` fills the counts older studies did not record (nothing is written to them)."""
     check_out(out)
     records = find_records(roots)
+    recounted = _recount(records, recount) if recount is not None else []
     groups: List[Group] = group(records)
     cost = tables.cost_rows(groups, patience, tolerance)
     lottery = tables.lottery_rows(groups)
-    notes = _missing(records)
+    notes = recounted + _missing(records)
     analysis: Dict[str, Any] = {
         "studies": [{"dir": str(r.dir), "label": r.label, "seed": r.config.get("seed"), "rounds": len(r.rows),
                      "complete": r.summary.get("complete"), "sdd": curves.detect_sdd(r.rows, margin=sdd_margin).to_dict(),
@@ -140,6 +173,13 @@ def build(roots: Sequence[pathlib.Path], out: pathlib.Path, *, patience: int = 2
         figures[f"bayes_dense_small_pruned_{i}"] = plots.bayes_scatter(_family_bayes_panels(fam))
     if fams:
         figures["effective_params_vs_width"] = widths.effective_params_png(fams)
+    ratios = mixtures.task_ratios(records)
+    analysis["xor_linear_table"] = ratios
+    figures["xor_vs_linear_effective_params"] = mixtures.ratio_png(ratios)
+    varying = widths.varying_settings(records)
+    for setting in ("gmm_nu", "gmm_bayes_accuracy", "classes"):   # seed 2 Fig. 4 and its fewer-classes finding
+        if setting in varying:
+            figures[f"effective_params_vs_{setting}"] = widths.effective_params_vs_png(records, setting)
     out.mkdir(parents=True, exist_ok=True)
     (out / MARKER).write_text("written by python -m apps.report; safe to overwrite with a new report\n")
     (out / "figures").mkdir(exist_ok=True)
@@ -154,5 +194,6 @@ def build(roots: Sequence[pathlib.Path], out: pathlib.Path, *, patience: int = 2
     analysis["figures"] = [f"figures/{n}.png" for n, png in figures.items() if png is not None]
     atomic_write_json(out / "analysis.json", analysis)
     (out / "tables.md").write_text(tables.markdown(cost, lottery, notes)
-                                   + ("\n" + widths.markdown(width_rows) if width_rows else ""))
+                                   + ("\n" + widths.markdown(width_rows) if width_rows else "")
+                                   + ("\n" + mixtures.markdown(ratios) if ratios else ""))
     return analysis

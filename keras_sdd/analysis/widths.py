@@ -97,9 +97,10 @@ def best_small_dense(family: Dict[str, Any]) -> Optional[StudyRecord]:
 
 def markdown(rows: Sequence[Dict[str, Any]]) -> str:
     """Seed 2 Table 1 form: full vs best pruned parameters and test error per width (mean ± std over seeds)."""
-    from keras_sdd.analysis.tables import fmt
+    from keras_sdd.analysis.tables import EFFECTIVE_PARAMS, fmt
 
     lines = ["## Full vs best pruned model per width (seed paper 2, Table 1 form)", "",
+             f"Params: {EFFECTIVE_PARAMS} (the full model's: all its kernel weights, seed 2's \"Full\" column).", "",
              "| family | width | full params | full test error | effective params (best pruned) | its test error |"
              " effective params (val-chosen) | its test error | seeds |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---|"]

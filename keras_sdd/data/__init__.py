@@ -57,7 +57,7 @@ def _prepare(name, *, seed, noise_type, noise_rate, val_fraction, classes, train
     if not 0.0 <= rate < 1.0:
         raise ConfigError(f"noise_rate must lie in [0, 1), got {noise_rate!r}")
     if noise_type == "none" and rate > 0:
-        raise ConfigError(f"noise_type 'none' with noise_rate {rate}; choose symmetric or pairflip, or rate 0")
+        raise ConfigError(f"noise_type 'none' with noise_rate {rate}; choose symmetric, uniform or pairflip, or rate 0")
     if source.human_labels:
         if rate > 0:
             raise ConfigError(f"{name} trains on its human labels; synthetic noise cannot be added: use "

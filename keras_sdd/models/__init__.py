@@ -9,9 +9,10 @@ prunable kernel belongs to a top-level Dense/Conv layer, so wrapping only those 
 import keras_sdd  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 
 from keras_sdd.models.registry import MODELS, ModelSpec, build, validate
-from keras_sdd.models.params import ParamCount, count_nonzero, count_params, prunable_weights
+from keras_sdd.models.params import (ParamCount, count_nonzero, count_nonzero_weights, count_params,
+                                     prunable_weights)
 from keras_sdd.models import fcn, resnet, vgg_like, vit  # noqa: F401,E402  (register the models)
 from keras_sdd.models.vit import CUSTOM_OBJECTS
 
-__all__ = ["CUSTOM_OBJECTS", "MODELS", "ModelSpec", "ParamCount", "build", "count_nonzero", "count_params", "prunable_weights",
-           "validate"]
+__all__ = ["CUSTOM_OBJECTS", "MODELS", "ModelSpec", "ParamCount", "build", "count_nonzero", "count_nonzero_weights",
+           "count_params", "prunable_weights", "validate"]

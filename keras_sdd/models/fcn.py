@@ -1,7 +1,9 @@
 """Fully connected ReLU networks: the one/two-hidden-layer width-w nets of the SDD papers, and LeNet-300-100.
 
-``fcn`` takes its hidden widths either from ``hidden`` (a sequence of ints) or from ``width`` x ``depth``
-(default: one hidden layer of 100 units). Image inputs are flattened first. Kernels are Glorot-uniform (Keras'
+``fcn`` takes its hidden widths from ``hidden`` (a sequence of ints), from ``width`` x ``depth`` (default: one
+hidden layer of 100 units), or from both: ``depth`` layers of ``width`` units followed by the fixed ``hidden``
+layers — seed 2's Table 1 network 784→w→100→10 is ``width=w, depth=1, hidden=(100,)``, so a width sweep varies the
+first layer only. Image inputs are flattened first. Kernels are Glorot-uniform (Keras'
 default), biases zero.
 """
 from __future__ import annotations
@@ -35,18 +37,21 @@ def build_fcn(input_shape, num_classes: int, hidden: Sequence[int], seeds: Seeds
 
 def _resolve_fcn(width, depth, hidden, options):
     take_options("fcn", options, {})
+    tail: tuple = ()
     if hidden is not None:
-        if width is not None or depth is not None:
-            raise ConfigError("fcn takes either hidden=(w1, w2, ...) or width/depth, not both")
         if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence) or not hidden:
             raise ConfigError(f"fcn hidden must be a non-empty sequence of ints >= 1, got {hidden!r}")
         for h in hidden:
             if isinstance(h, bool) or not isinstance(h, numbers.Integral) or h < 1:
                 raise ConfigError(f"fcn hidden must be a non-empty sequence of ints >= 1, got {hidden!r}")
-        return {"hidden": tuple(int(h) for h in hidden)}
+        tail = tuple(int(h) for h in hidden)
+        if width is None:
+            if depth is not None:
+                raise ConfigError("fcn depth counts the layers of `width` units; with hidden alone give no depth")
+            return {"hidden": tail}
     width = positive_int("fcn width (units per hidden layer)", DEFAULT_WIDTH if width is None else width)
     depth = positive_int("fcn depth (number of hidden layers)", DEFAULT_DEPTH if depth is None else depth)
-    return {"hidden": (width,) * depth}
+    return {"hidden": (width,) * depth + tail}
 
 
 def _resolve_lenet(width, depth, hidden, options):

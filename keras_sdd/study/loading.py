@@ -34,7 +34,7 @@ class LoadedRound:
     num_classes: int
 
 
-def _shape_and_classes(study_dir: pathlib.Path, config: StudyConfig):
+def shape_and_classes(study_dir: pathlib.Path, config: StudyConfig):
     """Input shape and number of classes: from summary.json when written, else from the data (cheap for most)."""
     p = paths.StudyPaths(study_dir)
     try:
@@ -67,7 +67,7 @@ def load_round(study_dir: paths.PathLike, round_index: int = 0, *, strip: bool =
         raise ConfigError(f"{root} has no round {round_index}; it records rounds 0..{len(rows) - 1}")
     prefix = paths.StudyPaths(root).round_checkpoint(round_index)
     checkpoints.verify(prefix)
-    input_shape, num_classes = _shape_and_classes(root, config)
+    input_shape, num_classes = shape_and_classes(root, config)
     model = wrap_student(config, build_student(config, input_shape, num_classes))
     checkpoints.restore_model(model, prefix)
     tfmot_bridge.apply_masks(model)

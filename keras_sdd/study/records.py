@@ -63,10 +63,17 @@ COLUMNS: Sequence[Column] = (
     Column("test_brier", "float", "multi-class Brier score vs the clean test labels", scalar=True),
     Column("bayes_gap", "float", "mean |p_model(y=1|x) − p_Bayes(y=1|x)| (Gaussian mixtures)", scalar=True),
     # cost (keras_sdd.analysis.flops) and energy (keras_sdd.analysis.energy)
-    Column("nonzero_params", "int", "non-zero weights of the round's model", scalar=True),
+    Column("nonzero_params", "int", "non-zero entries of all weights (biases and normalisation included)",
+           scalar=True),
+    Column("nonzero_weights", "int", "non-zero kernel weights (Dense/Conv/attention, output layer included; no "
+           "biases or normalisation): seed 2's effective parameters", scalar=True),
     Column("inference_flops", "float", "forward FLOPs per example at the round's densities", scalar=True),
-    Column("train_flops", "float", "training FLOPs of the round (3 × forward × examples × epochs)", scalar=True),
-    Column("train_flops_cum", "float", "training FLOPs of rounds 0..k", scalar=True),
+    Column("train_flops", "float", "sparse-aware training FLOPs of the round (3 × forward × examples × epochs, "
+           "teacher at its own sparse-aware cost)", scalar=True),
+    Column("train_flops_cum", "float", "sparse-aware training FLOPs of rounds 0..k", scalar=True),
+    Column("train_flops_dense", "float", "seed 1's convention: the dense student's training FLOPs for the epochs "
+           "trained (no sparsity discount, no teacher)", scalar=True),
+    Column("train_flops_dense_cum", "float", "seed 1's convention, rounds 0..k", scalar=True),
     Column("energy_kwh", "float", "energy of the round (codecarbon)", scalar=True, timing=True),
     Column("energy_kwh_cum", "float", "energy of rounds 0..k", timing=True),
     Column("co2_g", "float", "CO2 of the round in grams (codecarbon, --co2_country)", scalar=True, timing=True),

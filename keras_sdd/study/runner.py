@@ -98,8 +98,12 @@ class RoundLoop:
         self.noisy_test = (None if info.noise_type == "none" or not c.noise_rate else
                            label_noise.inject(test.y_clean, c.noise_type, c.noise_rate, info.num_classes,
                                               seeds.rng(c.seed, "noisy_test")))
-        self.teacher_flops = (flops.inference_flops(assembly.model.teacher, {})
+        # The teacher's forward at its own (sparse-aware) cost: a pruned teacher is charged for the weights it keeps.
+        self.teacher_flops = (flops.inference_flops(assembly.model.teacher,
+                                                    flops.densities_from_zeros(assembly.model.teacher))
                               if assembly.model is not assembly.student else 0.0)
+        # Seed 1's convention: every round costs the dense student's training, whatever its sparsity or teacher.
+        self.dense_flops = flops.inference_flops(assembly.student, {})
         self.meter = analysis_energy.EnergyMeter(c.co2_country) if c.track_energy else None
         self.early = (curves.EarlyStopping(c.early_stop_patience, c.early_stop_tolerance)
                       if c.early_stop_patience else None)
@@ -177,9 +181,10 @@ class RoundLoop:
         train_flops = 3.0 * infer * n * epochs
         if self.teacher_flops:   # the teacher's forward: every step when uncached, once for the study when cached
             train_flops += self.teacher_flops * n * (epochs if a.teacher_logits is None else (1 if k == 0 else 0))
-        return {**cal, "nonzero_params": models.count_nonzero(a.student), "inference_flops": infer,
-                "train_flops": train_flops,
-                "round": k,
+        return {
+            **cal, "nonzero_params": models.count_nonzero(a.student),
+            "nonzero_weights": models.count_nonzero_weights(a.student), "inference_flops": infer,
+            "train_flops": train_flops, "train_flops_dense": 3.0 * self.dense_flops * n * epochs,
             "round": k, "target_sparsity": target, "sparsity": report.global_sparsity,
             "remaining_params": a.params.total - report.pruned, "pruned_params": report.pruned,
             "prunable_params": report.prunable, "total_params": a.params.total,
@@ -210,8 +215,8 @@ class RoundLoop:
     @staticmethod
     def _accumulate(row: Dict[str, Any], previous: Optional[Dict[str, Any]]) -> None:
         """Cumulative cost columns: this round's plus the previous row's cumulative value (NaN once unknown)."""
-        for col, cum in (("train_flops", "train_flops_cum"), ("energy_kwh", "energy_kwh_cum"),
-                         ("co2_g", "co2_g_cum")):
+        for col, cum in (("train_flops", "train_flops_cum"), ("train_flops_dense", "train_flops_dense_cum"),
+                         ("energy_kwh", "energy_kwh_cum"), ("co2_g", "co2_g_cum")):
             before = 0.0 if previous is None else previous.get(cum)
             row[cum] = float(before) + float(row[col]) if is_number(before) and is_number(row[col]) else float("nan")
 
@@ -233,11 +238,12 @@ class RoundLoop:
         targets = round_targets(c)
         total = len(targets) - 1
         info = a.bundle.info
-        logging.info("study %s: %s on %s (%d train / %d val / %d test, noise %s %.0f%% → measured %.2f%%), "
-                     "%d prunable of %d parameters, %d pruning rounds to %.2f%% sparsity",
-                     plan.root, c.model, c.dataset, info.train_size, info.val_size, info.test_size, c.noise_type,
-                     100 * c.noise_rate, 100 * info.train_noise_rate, a.params.prunable, a.params.total, total,
-                     100 * targets[-1])
+        logging.info("study %s: %s on %s (%d train / %d val / %d test, noise %s %.0f%% → %.2f%% of the training "
+                     "labels wrong, %.2f%% expected), %d prunable of %d parameters, %d pruning rounds to %.2f%% "
+                     "sparsity", plan.root, c.model, c.dataset, info.train_size, info.val_size, info.test_size,
+                     c.noise_type, 100 * c.noise_rate, 100 * info.train_noise_rate,
+                     100 * label_noise.expected_wrong_fraction(info.noise_type, info.noise_rate, info.num_classes),
+                     a.params.prunable, a.params.total, total, 100 * targets[-1])
         if not plan.rows and "teacher" in self.summary_extra:
             teacher = self.summary_extra["teacher"]
             self.board.log_text("teacher", json.dumps(teacher, indent=1, default=str))
@@ -334,6 +340,12 @@ class RoundLoop:
         test = [r["test_accuracy"] for r in rows]
         val = [r["val_accuracy"] if is_number(r["val_accuracy"]) else float("nan") for r in rows]
         best_val = int(np.nanargmax(val)) if any(v == v for v in val) else None
+        best = curves.best_pruned(rows)
+        effective = {
+            "count": "nonzero_weights: non-zero kernel weights (Dense/Conv/attention, output layer included; "
+                     "biases and normalisation excluded), seed 2's Definition 2",
+            **{sel: ({"round": b["round"], "value": b["effective_params"], "column": b["effective_params_column"],
+                      "test_accuracy": b["test_accuracy"]} if b else None) for sel, b in best.items()}}
         return {
             "study": c.study, "config": c.to_dict(), "dataset": self.a.bundle.info.to_dict(),
             "params": {"prunable": self.a.params.prunable, "total": self.a.params.total},
@@ -343,6 +355,9 @@ class RoundLoop:
             "best_val_round": best_val,
             "best_val_round_sparsity": rows[best_val]["sparsity"] if best_val is not None else None,
             "best_val_round_test_accuracy": rows[best_val]["test_accuracy"] if best_val is not None else None,
+            "effective_params": effective,
+            "train_flops_total": {"dense (seed 1)": rows[-1].get("train_flops_dense_cum") if rows else None,
+                                  "sparse-aware": rows[-1].get("train_flops_cum") if rows else None},
             "wall_time_s_this_run": wall,
             "wall_time_s_all_rounds": float(sum(r["wall_time_s"] or 0.0 for r in rows)),
             **self.summary_extra,
