@@ -36,7 +36,7 @@ def test_round_epochs():
     (dict(retrain="rewind"), r"choose one of: lr_rewind, finetune, weight_rewind, scratch"),
     (dict(optimizer="rmsprop"), r"choose one of: sgd, adam, adamw"),
     (dict(lr_schedule="step"), r"choose one of: multistep, cosine, constant"),
-    (dict(noise_type="asym"), r"choose one of: none, symmetric, pairflip"),
+    (dict(noise_type="asym"), r"choose one of: none, symmetric, uniform, pairflip"),
     (dict(dataset="imagenet"), r"unknown dataset 'imagenet'; valid choices: .*cifar10"),
     (dict(model="resnet50"), r"unknown model 'resnet50'; valid choices: .*resnet18"),
     (dict(prune_method="snip"), r"unknown pruning method 'snip'; valid choices: .*global_magnitude"),

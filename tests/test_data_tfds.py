@@ -112,7 +112,7 @@ def test_bad_input_names_the_choices():
     for rate in (1.0, -0.1, 1.5):
         with pytest.raises(ConfigError, match=r"\[0, 1\)"):
             data.validate("mnist", noise_rate=rate)
-    with pytest.raises(ConfigError, match="none, symmetric, pairflip"):
+    with pytest.raises(ConfigError, match="none, symmetric, uniform, pairflip"):
         data.validate("mnist", noise_type="asym")
     with pytest.raises(ConfigError, match="aggre, worse, random1, random2, random3"):
         data.validate("cifar10_n", human_label="best")
