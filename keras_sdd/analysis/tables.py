@@ -17,8 +17,8 @@ def _last(rows, key):
 FLOPS_CONVENTIONS = {
     "train_pflops_dense": "seed 1's convention: every round charged the dense model's training FLOPs "
                           "(3 × forward × examples × epochs), no discount for sparsity, no teacher",
-    "train_pflops": "sparse-aware: each round at the densities it trained at, a distillation teacher at its own "
-                    "sparse-aware forward (once when its logits are cached)",
+    "train_pflops": "each round at the densities it trained at, a distillation teacher at its own sparse-aware "
+                    "forward (once when its logits are cached)",
 }
 EFFECTIVE_PARAMS = ("non-zero kernel weights of the reported round (Dense/Conv/attention kernels, output layer "
                     "included; biases and normalisation excluded): seed 2's Definition 2")
@@ -102,6 +102,8 @@ def fmt(ms: Dict[str, Any], scale: float = 1.0, digits: int = 2, pct: bool = Fal
     if ms.get("mean") is None:
         return "n/a"
     mean, std = ms["mean"] * scale, (ms["std"] or 0.0) * scale
+    if abs(std) <= 1e-9 * abs(mean):   # replicates equal up to float rounding
+        std = 0.0
     unit = " %" if pct else ""
     if general:
         return f"{mean:.3g}" + (f" ± {std:.2g}" if ms["n"] > 1 else "")
