@@ -175,7 +175,8 @@ def effective_params_png(families_: Sequence[Dict[str, Any]]) -> Optional[bytes]
         return None
     ax.plot([lo, hi], [lo, hi], ":", color="grey", lw=1, label="y = x (no pruning)")
     ax.set_yscale("log")
-    return finish(fig, ax, "dense model parameters (log scale)", "effective parameters (best pruned model)")
+    return finish(fig, ax, "dense model kernel weights (log scale)",
+                  "effective params: non-zero kernel weights (best pruned)")
 
 
 def varying_settings(records: Sequence[StudyRecord]) -> List[str]:
