@@ -46,9 +46,11 @@ def main(argv):
             raise ConfigError("give --study_dir (the study to export from)")
         if not FLAGS.out:
             raise ConfigError("give --out (the file or SavedModel folder to write)")
-        from keras_sdd.export import study_export, table
+        from keras_sdd.export import plan as plan_lib
 
-        plan = study_export.plan_export(FLAGS.study_dir, FLAGS.round, FLAGS.format, FLAGS.quantize, FLAGS.out)
+        plan = plan_lib.plan_export(FLAGS.study_dir, FLAGS.round, FLAGS.format, FLAGS.quantize, FLAGS.out)
+        from keras_sdd.export import study_export, table   # TensorFlow loads only once the input is known good
+
         result = study_export.export_study(plan, latency=FLAGS.latency, repeats=FLAGS.repeats,
                                            threads=FLAGS.threads, runtime=FLAGS.runtime,
                                            representative_size=FLAGS.representative_size)

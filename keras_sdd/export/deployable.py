@@ -38,6 +38,19 @@ def check_unwrapped(model) -> None:
                               "model before exporting it")
 
 
+def check_serializable(model) -> None:
+    """Refuses (naming the layer) a custom layer class Keras cannot rebuild from a ``.keras`` file: one that is
+    neither a tf_keras built-in nor registered with ``tf_keras.saving.register_keras_serializable``."""
+    for layer in all_layers(model):
+        cls = type(layer)
+        if cls.__module__.startswith("tf_keras.") or isinstance(layer, tf_keras.Model):
+            continue
+        if tf_keras.saving.get_registered_object(tf_keras.saving.get_registered_name(cls)) is not cls:
+            raise ConfigError(f"layer '{layer.name}' ({cls.__name__}) cannot be exported as keras: its class is not "
+                              "registered with tf_keras.saving.register_keras_serializable, so the file could not "
+                              "be loaded back")
+
+
 def weight_count(model) -> WeightCount:
     """Entries and non-zero entries of the model's weights (masks excluded: call on a stripped model)."""
     total = nonzero = 0

@@ -1,9 +1,9 @@
 """One study directory's round exported and measured against its dense round 0 exported the same way.
 
-``plan_export`` makes every cheap check (the study, the round, the format, ``--out``) and reads nothing heavy;
-``export_study`` then rebuilds the round (``keras_sdd.study.loading``, wrappers stripped), puts the study's input
-normalisation in front of it, writes it atomically to ``out``, exports round 0 the same way into a temporary
-folder, and measures both files. The study directory is only read.
+``plan.plan_export`` makes every cheap check (the study, the round, the format, ``--out``); ``export_study``
+then rebuilds the round (``keras_sdd.study.loading``, wrappers stripped), puts the study's input normalisation
+in front of it, writes it atomically to ``out``, exports round 0 the same way into a temporary folder, and
+measures both files. The study directory is only read.
 """
 from __future__ import annotations
 
@@ -12,30 +12,15 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
-from keras_sdd.config import StudyConfig
 from keras_sdd.errors import ConfigError
 from keras_sdd.export import deployable, measure, tflite, writer
-from keras_sdd.export.selection import resolve_round
-from keras_sdd.study import paths
-from keras_sdd.study.loading import load_round, study_rows
+from keras_sdd.export.plan import ExportPlan, plan_export  # noqa: F401  (plan_export: part of this API)
+from keras_sdd.study.loading import load_round
 
 #: Batch sizes of the latency measurement.
 LATENCY_BATCHES = (1, 128)
 #: Largest difference (accuracy, 0..1) between TFLite's two runtimes on one file that passes without a warning.
 CROSS_CHECK_TOLERANCE = 0.005
-
-
-@dataclass(frozen=True)
-class ExportPlan:
-    """What ``export_study`` will do, every setting checked."""
-
-    study_dir: pathlib.Path
-    config: StudyConfig
-    rows: List[Dict[str, Any]]
-    round: int
-    fmt: str
-    quantize: str
-    out: pathlib.Path
 
 
 @dataclass
@@ -78,21 +63,6 @@ class ExportResult:
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
-
-
-def plan_export(study_dir, round_spec="best_val", fmt: str = "tflite", quantize: str = "none",
-                out=None) -> ExportPlan:
-    """Every check that needs no model or data; ConfigError (one line) for anything that cannot work."""
-    writer.check_options(fmt, quantize)
-    root = pathlib.Path(study_dir)
-    if not root.is_dir():
-        raise ConfigError(f"--study_dir={root}: no such folder")
-    if not paths.StudyPaths(root).is_study():
-        raise ConfigError(f"--study_dir={root} is not a study directory (no {paths.CONFIG})")
-    config, rows = study_rows(root)
-    k = resolve_round(round_spec, rows)
-    target = writer.check_out(out, fmt, root)
-    return ExportPlan(root, config, rows, k, fmt, quantize, target)
 
 
 def _write(plan: ExportPlan, k: int, model, out: pathlib.Path, representative) -> None:

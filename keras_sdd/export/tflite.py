@@ -22,8 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_sdd.errors import ConfigError
-
-QUANTIZE = ("none", "dynamic", "int8")
+from keras_sdd.export.plan import QUANTIZE
 RUNTIMES = ("xnnpack", "builtin")
 
 

@@ -1,66 +1,21 @@
 """Writing an export: one file (TFLite flatbuffer, ``.keras``) or one folder (SavedModel), never half of one.
 
 Everything is written under a hidden temporary name in ``--out``'s own folder and moved into place with
-``os.replace`` (a file) or ``os.rename`` (a folder) once complete; a failure removes the temporary. ``check_out``
-refuses, before any work, an ``--out`` that cannot be written or would land in the study directory. An existing
-file at ``--out`` is replaced (atomically); an existing folder is never replaced or deleted.
+``os.replace`` (a file) or ``os.rename`` (a folder) once complete; a failure removes the temporary. An existing
+file at ``--out`` is replaced (atomically); an existing folder is never replaced or deleted (``plan.check_out``
+refuses both beforehand where it can).
 """
 from __future__ import annotations
 
 import os
 import pathlib
 import shutil
-import tempfile
 
 from keras_sdd.errors import ConfigError
 from keras_sdd.export import deployable, tflite
-from keras_sdd.export.tflite import QUANTIZE
+from keras_sdd.export.plan import check_options
 
-FORMATS = ("tflite", "saved_model", "keras")
-
-__all__ = ["FORMATS", "QUANTIZE", "ExportRefused", "check_out", "export_model", "write_bytes", "write_model"]
-
-
-def _inside(path: pathlib.Path, folder: pathlib.Path) -> bool:
-    path, folder = path.resolve(), folder.resolve()
-    return path == folder or folder in path.parents
-
-
-def check_options(fmt: str, quantize: str) -> None:
-    if fmt not in FORMATS:
-        raise ConfigError(f"--format={fmt}: choose one of {', '.join(FORMATS)}")
-    if quantize not in QUANTIZE:
-        raise ConfigError(f"--quantize={quantize}: choose one of {', '.join(QUANTIZE)}")
-    if quantize != "none" and fmt != "tflite":
-        raise ConfigError(f"--quantize={quantize} applies to --format=tflite only (a {fmt} export keeps float32 "
-                          "weights)")
-
-
-def check_out(out, fmt: str, study_dir=None) -> pathlib.Path:
-    """``out`` as a path, after checking that the export can be written there; ConfigError otherwise."""
-    if not str(out).strip():
-        raise ConfigError("--out must name the file (or SavedModel folder) to write")
-    out = pathlib.Path(out)
-    parent = out.parent
-    if study_dir is not None and _inside(out, pathlib.Path(study_dir)):
-        raise ConfigError(f"--out={out} lies inside the study directory {study_dir}; a study directory is never "
-                          "written to, choose another place")
-    if not parent.is_dir():
-        raise ConfigError(f"--out={out}: {parent} is not an existing folder")
-    if fmt == "keras" and out.suffix != ".keras":
-        raise ConfigError(f"--out={out}: a Keras export must be named *.keras")
-    if fmt == "saved_model" and out.exists():
-        raise ConfigError(f"--out={out} exists; a SavedModel is a folder and is never written over, choose a new "
-                          "name")
-    if out.is_dir():
-        raise ConfigError(f"--out={out} is a folder; name the file to write")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=f".{out.name}.probe", dir=parent)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise ConfigError(f"--out={out}: cannot write in {parent}: {e.strerror or e}") from None
-    return out
+__all__ = ["ExportRefused", "export_model", "write_bytes", "write_model"]
 
 
 def _tmp_name(out: pathlib.Path, suffix: str = "") -> pathlib.Path:
@@ -125,6 +80,11 @@ def export_model(model, out: pathlib.Path, fmt: str, quantize: str = "none", rep
 
     check_options(fmt, quantize)
     deployable.check_unwrapped(model)
+    if fmt == "keras":
+        try:
+            deployable.check_serializable(model)
+        except ConfigError as e:
+            raise ExportRefused(str(e)) from None
     try:
         if fmt == "tflite":
             write_bytes(out, tflite.convert(model, quantize, representative))
