@@ -219,3 +219,22 @@ def test_app_refuses_bad_input_with_one_line(study, study_digest, tmp_path, args
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], p.stderr
     assert sorted(os.listdir(tmp_path)) == ["f"]            # nothing written
     assert digest(study) == study_digest
+
+
+def test_report_deployment_table(study, study_digest, tmp_path):
+    import json
+
+    from keras_sdd.analysis import report
+
+    out = tmp_path / "report"
+    report.build([study], out, deployment=True)
+    rows = json.loads((out / "analysis.json").read_text())["deployment_table"]
+    assert len(rows) == 1 and "error" not in rows[0]
+    r = rows[0]
+    assert r["round"] == resolve_round("best_val", study_rows(study)[1])
+    assert 0 < r["gzip_ratio"] < 1 and r["latency_ratio_b1"] > 0 and r["latency_ratio_b128"] > 0
+    assert abs(r["test_accuracy_file"] - r["test_accuracy_recorded"]) <= 0.005
+    assert pathlib.Path(r["file"]).parent == out / "deployment" and pathlib.Path(r["file"]).is_file()
+    md = (out / "tables.md").read_text()
+    assert "## Deployment" in md and f"{r['gzip_ratio']:.3f}" in md
+    assert digest(study) == study_digest
