@@ -46,14 +46,21 @@ def file_size(path: pathlib.Path) -> FileSize:
 
 
 class KerasRunner:
-    """Runs a ``.keras`` file or a SavedModel folder, loaded back: ``runner(x) -> logits``."""
+    """Runs a ``.keras`` file (loaded back with tf_keras) or a SavedModel folder (loaded back with TensorFlow alone,
+    through its ``serving_default`` signature, as a server would): ``runner(x) -> logits``."""
 
-    def __init__(self, path: pathlib.Path):
+    def __init__(self, path: pathlib.Path, fmt: str = "keras"):
         import tensorflow as tf
         import tf_keras
 
-        self.model = tf_keras.models.load_model(str(path), compile=False)
-        self._call = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
+        if fmt == "saved_model":
+            self.model = tf.saved_model.load(str(path))
+            signature = self.model.signatures["serving_default"]
+            (name, spec), = signature.structured_input_signature[1].items()
+            self._call = tf.function(lambda x: next(iter(signature(**{name: x}).values())), reduce_retracing=True)
+        else:
+            self.model = tf_keras.models.load_model(str(path), compile=False)
+            self._call = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self._call(np.asarray(x, np.float32)))
@@ -69,7 +76,7 @@ def runner_for(path: pathlib.Path, fmt: str, runtime: str = "xnnpack", threads: 
     """A callable running the exported file at ``path`` (read back from disk, as a user would)."""
     if fmt == "tflite":
         return TFLiteRunner(pathlib.Path(path).read_bytes(), runtime=runtime, threads=threads)
-    return KerasRunner(path)
+    return KerasRunner(path, fmt)
 
 
 def accuracy(runner, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> float:

@@ -7,6 +7,8 @@ refuses both beforehand where it can).
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import pathlib
 import shutil
@@ -16,6 +18,19 @@ from keras_sdd.export import deployable, tflite
 from keras_sdd.export.plan import check_options
 
 __all__ = ["ExportRefused", "export_model", "write_bytes", "write_model"]
+
+
+@contextlib.contextmanager
+def _quiet_tensorflow_warnings():
+    """TensorFlow's Python warnings off: a SavedModel save of an uncompiled tf_keras model warns, twice, about
+    compiled metrics it has no use for."""
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _tmp_name(out: pathlib.Path, suffix: str = "") -> pathlib.Path:
@@ -56,7 +71,8 @@ def write_model(out: pathlib.Path, model, fmt: str, check=None) -> None:
                 check(tmp)
             os.replace(tmp, out)
         else:
-            model.save(str(tmp), save_format="tf", include_optimizer=False)
+            with _quiet_tensorflow_warnings():   # "Compiled the loaded model, but the compiled metrics..."
+                model.save(str(tmp), save_format="tf", include_optimizer=False)
             if check is not None:
                 check(tmp)
             if out.exists():   # appeared meanwhile: never written over
