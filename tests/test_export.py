@@ -74,7 +74,8 @@ def test_tflite_reproduces_recorded_accuracy_and_is_smaller(study, study_digest,
     logits = tflite.TFLiteRunner(out.read_bytes())(np.asarray(bundle.test.x, np.float32))
     assert np.mean(np.argmax(logits, 1) == bundle.test.y_clean) == pytest.approx(result.exported.test_accuracy)
     text = table.markdown(result)
-    assert "| gzip size (bytes) |" in text and "latency, batch 128" in text and f"{result.ratio('gzip_bytes'):.3f}" in text
+    assert "| gzip size (bytes) |" in text and "latency, batch 128" in text
+    assert f"{result.ratio('gzip_bytes'):.3f}" in text
     assert digest(study) == study_digest
 
 
@@ -180,7 +181,8 @@ def test_unwrapped_check_names_a_remaining_wrapper():
     x = tf_keras.Input((3,))
     model = tfmot_bridge.wrap(tf_keras.Model(x, tf_keras.layers.Dense(2, name="logits")(x)),
                               tfmot_bridge.PruneScope())
-    with pytest.raises(ConfigError, match=r"layer '\w*prune_low_magnitude_logits' \(FixedMaskPruneLowMagnitude\) is still a pruning wrapper"):
+    with pytest.raises(ConfigError, match=r"layer '\w*prune_low_magnitude_logits' \(FixedMaskPruneLowMagnitude\) "
+                                          "is still a pruning wrapper"):
         deployable.check_unwrapped(model)
 
 

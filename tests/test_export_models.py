@@ -5,7 +5,6 @@ import pathlib
 import numpy as np
 import pytest
 
-from keras_sdd import data
 from keras_sdd.config import StudyConfig
 from keras_sdd.export import plan, study_export, table
 from keras_sdd.study import runner
@@ -79,3 +78,16 @@ def test_distillation_student_exports(tmp_path_factory, vgg_study, images, tmp_p
                 max_rounds=1, epochs=2)
     result = _check(kd, tmp_path / "student.keras", fmt="keras", round_spec="1")
     assert result.exported.gzip_bytes < result.dense.gzip_bytes
+
+
+def test_mixed_precision_study_exports_in_float32(tmp_path_factory, tmp_path):
+    root = tmp_path_factory.mktemp("bf16") / "study"
+    runner.run_study(StudyConfig(dataset="gaussian_mixture", gmm_dim=10, gmm_train_size=500, gmm_test_size=500,
+                                 noise_rate=0.2, model="fcn", width=32, depth=1, epochs=2, batch_size=64,
+                                 optimizer="adam", learning_rate=0.01, lr_schedule="cosine", prune_fraction=0.5,
+                                 max_rounds=2, mixed_precision="bfloat16", checkpoint_every_secs=0.0,
+                                 logdir=str(root)))
+    result = study_export.export_study(plan.plan_export(root, "2", "tflite", "none", tmp_path / "m.tflite"),
+                                       latency=False)
+    assert abs(result.exported.test_accuracy - result.exported.recorded_test_accuracy) <= 0.01   # bf16 rounding
+    assert any("computed in bfloat16" in w for w in result.warnings)

@@ -54,14 +54,15 @@ def markdown(rows: Sequence[Dict[str, Any]]) -> str:
             lines.append(f"| {r['study']} | n/a | | | | | | | | | | |")
             notes.append(f"{r['dir']}: {r['error']}")
             continue
-        kept = (None if r["test_accuracy_recorded"] is None
-                else 100 * (r["test_accuracy_file"] - r["test_accuracy_recorded"]))
+        pct = {k: None if r[k] is None else 100 * r[k] for k in ("sparsity", "test_accuracy_recorded")}
+        kept = None if pct["test_accuracy_recorded"] is None else 100 * r["test_accuracy_file"] - \
+            pct["test_accuracy_recorded"]
         lines.append(
-            f"| {r['study']} | {r['round']} | {_num(100 * r['sparsity'] if r['sparsity'] is not None else None, '.2f')} % "
-            f"| {r['gzip_bytes']:,} B | {_num(r['size_ratio'], '.3f')} | {_num(r['gzip_ratio'], '.3f')} | "
-            f"{_num(r['latency_ratio_b1'], '.2f')} | {_num(r['latency_ratio_b128'], '.2f')} | "
-            f"{100 * r['test_accuracy_file']:.2f} % | {_num(100 * r['test_accuracy_recorded'] if kept is not None else None, '.2f')} % | "
-            f"{_num(kept, '+.2f')} | {100 * r['dense_test_accuracy_file']:.2f} % |")
+            f"| {r['study']} | {r['round']} | {_num(pct['sparsity'], '.2f')} % | {r['gzip_bytes']:,} B | "
+            f"{_num(r['size_ratio'], '.3f')} | {_num(r['gzip_ratio'], '.3f')} | {_num(r['latency_ratio_b1'], '.2f')} | "
+            f"{_num(r['latency_ratio_b128'], '.2f')} | {100 * r['test_accuracy_file']:.2f} % | "
+            f"{_num(pct['test_accuracy_recorded'], '.2f')} % | {_num(kept, '+.2f')} | "
+            f"{100 * r['dense_test_accuracy_file']:.2f} % |")
         notes += [f"{r['dir']}: {w}" for w in r.get("warnings", [])]
     lines += ["", "Ratios: the exported round / the dense round 0 exported the same way (TFLite with "
               "EXPERIMENTAL_SPARSITY; latency per example, TFLite interpreter with XNNPACK where available, median "

@@ -79,6 +79,25 @@ def deployable_model(model: tf_keras.Model, bundle) -> tf_keras.Model:
     return tf_keras.Model(inputs, model(x, training=False), name=f"{model.name}_deployable")
 
 
+def in_float32(model: tf_keras.Model, config, input_shape, num_classes: int) -> tf_keras.Model:
+    """A mixed-precision study's stripped model rebuilt to compute in float32 with the same (float32) weights.
+
+    TFLite has no bfloat16 kernels (its MatMul refuses them), and a deployed model gains nothing from a GPU's
+    reduced precision on a CPU; the study's weights are float32 already (``--mixed_precision`` keeps variables in
+    float32), so only the compute dtype changes and the accuracy may move by rounding. Other models: unchanged."""
+    if getattr(config, "mixed_precision", "none") == "none":
+        return model
+    from keras_sdd.study.assemble import build_student
+
+    plain = build_student(config.replace(mixed_precision="none"), input_shape, num_classes)
+    weights = model.get_weights()
+    if [w.shape for w in plain.get_weights()] != [w.shape for w in weights]:
+        raise ConfigError(f"the {config.model} model rebuilt in float32 does not match the study's "
+                          f"{config.mixed_precision} model; it cannot be exported")
+    plain.set_weights(weights)
+    return plain
+
+
 def raw_inputs(split) -> np.ndarray:
     """A split's stored inputs as the float32 array a deployable model takes."""
     return np.asarray(split.x, dtype=np.float32)

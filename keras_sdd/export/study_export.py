@@ -98,12 +98,16 @@ def export_study(plan: ExportPlan, *, latency: bool = True, repeats: int = 15, t
                       if plan.quantize == "int8" else None)
     x, y = deployable.raw_inputs(bundle.test), bundle.test.y_clean
     rounds = [plan.round, 0]
+    notes = ([f"the study computed in {config.mixed_precision}; the files compute in float32 with its float32 "
+              "weights (TFLite has no bfloat16 kernels), so their accuracy may differ from the recorded one by "
+              "rounding"] if config.mixed_precision != "none" else [])
     with tempfile.TemporaryDirectory(prefix="keras_sdd_export_") as tmp:
         dense_out = pathlib.Path(tmp) / ("dense" + (plan.out.suffix if plan.fmt != "saved_model" else ""))
-        results, runners, warnings = [], [], []
+        results, runners, warnings = [], [], list(notes)
         for k, out in zip(rounds, (plan.out, dense_out)):
             loaded = load_round(plan.study_dir, k, strip=True)
-            model = deployable.deployable_model(loaded.model, bundle)
+            model = deployable.deployable_model(
+                deployable.in_float32(loaded.model, config, loaded.input_shape, loaded.num_classes), bundle)
             _write(plan, k, model, out, representative)
             runner = measure.runner_for(out, plan.fmt, runtime, threads)
             m = _measure(plan, k, loaded.model, out, runner, x, y)

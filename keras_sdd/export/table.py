@@ -55,7 +55,8 @@ def rows(result: ExportResult) -> List[List[str]]:
 def markdown(result: ExportResult) -> str:
     """The comparison as a markdown table, with a title line naming the export."""
     runtime = {"xnnpack": "TFLite interpreter, XNNPACK delegate where available",
-               "builtin": "TFLite interpreter, builtin kernels only"}.get(result.runtime, "TensorFlow, file loaded back")
+               "builtin": "TFLite interpreter, builtin kernels only"}.get(result.runtime,
+                                                                          "TensorFlow, file loaded back")
     title = (f"{result.fmt} export of round {result.exported.round} (quantize: {result.quantize}) vs the dense "
              f"round 0 exported the same way; latency: {runtime}, median of repeated runs")
     lines = [title, "", f"| | round {result.exported.round} | dense (round 0) | ratio |", "|---|---:|---:|---:|"]
