@@ -27,6 +27,9 @@ flags.DEFINE_integer("early_stop_patience", 2, "Traditional early stopping: roun
                      lower_bound=1)
 flags.DEFINE_float("early_stop_tolerance", 0.01, "Traditional early stopping: how far below the best validation "
                    "accuracy (0..1) counts as a fall.", lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_bool("deployment", False, "Also export each study's validation-chosen round as a sparse TFLite file "
+                  "into the report's deployment/ folder and add a table of size and latency ratios vs the dense "
+                  "round and the accuracy the file keeps (python -m apps.export for one study).")
 flags.DEFINE_float("sdd_margin", 0.01, "Minimum dip and rise (accuracy, 0..1) for a curve to count as SDD.",
                    lower_bound=0.0, upper_bound=1.0)
 
@@ -56,7 +59,7 @@ def main(argv):
         report.check_out(out)
         analysis = report.build(roots(FLAGS.logdir), out, patience=FLAGS.early_stop_patience,
                                 tolerance=FLAGS.early_stop_tolerance, sdd_margin=FLAGS.sdd_margin,
-                                recount=recount.missing_counts)
+                                recount=recount.missing_counts, deployment=FLAGS.deployment)
     except ConfigError as e:
         console.refuse(e)
     print(f"report of {len(analysis['studies'])} studies in {len(analysis['groups'])} groups written to {out}: "

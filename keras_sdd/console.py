@@ -46,9 +46,11 @@ EXIT_BAD_INPUT = 2
 
 #: A C++ (absl/glog) log line: 'I0000 00:00:1795347764.670734   14122 port.cc:153] ...' (I, W, E; F passes).
 _NATIVE = rb"^[IWE]\d{4} \d\d:\d\d:[\d.]+\s+\d+ [^\s:\]]+:\d+\] "
-#: Other native lines: absl's pre-initialisation notice; the continuation line of cpu_feature_guard's message.
+#: Other native lines: absl's pre-initialisation notice; the continuation line of cpu_feature_guard's message;
+#: TFLite's note that it applied XNNPACK.
 _NOISE = (b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
-          b"To enable the following instructions: ")
+          b"To enable the following instructions: ",
+          b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.")   # once per TFLite interpreter
 
 #: The filter process: stdin is the pipe behind file descriptor 2, stdout the real standard error.
 _FILTER_CODE = r"""

@@ -18,6 +18,7 @@ PURPOSES: Dict[str, int] = {
     "shuffle": 5,                                     # training order and augmentation (index: round)
     "masks": 6,                                       # random pruning (index: round)
     "noisy_test": 7,                                  # noisy test labels drawn for calibration
+    "export_calibration": 8,                          # int8 calibration examples of an export (keras_sdd.export)
 }
 
 

@@ -138,9 +138,11 @@ def _known(v) -> bool:
 
 
 def build(roots: Sequence[pathlib.Path], out: pathlib.Path, *, patience: int = 2, tolerance: float = 0.01,
-          sdd_margin: float = 0.01, recount: Optional[Callable] = None) -> Dict[str, Any]:
+          sdd_margin: float = 0.01, recount: Optional[Callable] = None,
+          deployment: bool = False) -> Dict[str, Any]:
     """Reads the studies below ``roots`` and writes the report into ``out``; returns the analysis dict.
-    ``recount(dir, rows) -> rows`` fills the counts older studies did not record (nothing is written to them)."""
+    ``recount(dir, rows) -> rows`` fills the counts older studies did not record (nothing is written to them);
+    ``deployment``: also export each study's validation-chosen round into ``out/deployment`` and tabulate it."""
     check_out(out)
     records = find_records(roots)
     recounted = _recount(records, recount) if recount is not None else []
@@ -191,9 +193,15 @@ def build(roots: Sequence[pathlib.Path], out: pathlib.Path, *, patience: int = 2
                 (out / "figures" / f"{name}.png").write_bytes(png)
                 tf.summary.image(name, tf.expand_dims(tf.io.decode_png(png, channels=4), 0), step=0)
     _hparams(out, records)
+    deploy_md = ""
+    if deployment:
+        from keras_sdd.analysis import deployment as deployment_lib
+
+        analysis["deployment_table"] = deployment_lib.deployment_rows(records, out / "deployment")
+        deploy_md = "\n" + deployment_lib.markdown(analysis["deployment_table"])
     analysis["figures"] = [f"figures/{n}.png" for n, png in figures.items() if png is not None]
     atomic_write_json(out / "analysis.json", analysis)
     (out / "tables.md").write_text(tables.markdown(cost, lottery, notes)
                                    + ("\n" + widths.markdown(width_rows) if width_rows else "")
-                                   + ("\n" + mixtures.markdown(ratios) if ratios else ""))
+                                   + ("\n" + mixtures.markdown(ratios) if ratios else "") + deploy_md)
     return analysis
