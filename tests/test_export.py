@@ -63,7 +63,7 @@ def test_tflite_reproduces_recorded_accuracy_and_is_smaller(study, study_digest,
     for m in (result.exported, result.dense):
         assert abs(m.test_accuracy - m.recorded_test_accuracy) <= 0.005
         assert m.other_runtime_accuracy == pytest.approx(m.test_accuracy, abs=0.005)
-        assert m.nonzero_weights == m.remaining_params         # the file's model holds exactly the kept weights
+        assert m.nonzero_entries == m.remaining_params         # the file's model holds exactly the kept weights
         assert set(m.latency_s) == {1, 128} and all(0 < t < 1 for t in m.latency_s.values())
     assert result.exported.sparsity > 0.5
     assert result.exported.gzip_bytes < result.dense.gzip_bytes

@@ -30,7 +30,8 @@ class Measured:
     round: int
     sparsity: Optional[float]
     remaining_params: Optional[int]
-    nonzero_weights: int
+    kernel_weights: Optional[int]       # recorded non-zero kernel weights: seed 2's effective parameters
+    nonzero_entries: int
     total_weights: int
     size_bytes: int
     gzip_bytes: int
@@ -55,7 +56,7 @@ class ExportResult:
     warnings: List[str] = field(default_factory=list)
 
     def ratio(self, what: str, batch: Optional[int] = None) -> Optional[float]:
-        """exported / dense of ``size_bytes``, ``gzip_bytes``, ``nonzero_weights`` or ``latency_s`` (by batch)."""
+        """exported / dense of ``size_bytes``, ``gzip_bytes``, ``nonzero_entries`` or ``latency_s`` (by batch)."""
         a, b = getattr(self.exported, what), getattr(self.dense, what)
         if batch is not None:
             a, b = a.get(batch), b.get(batch)
@@ -80,7 +81,8 @@ def _measure(plan: ExportPlan, k: int, stripped, path: pathlib.Path, runner, x, 
         raise ConfigError(f"round {k} of {plan.study_dir}: the rebuilt model has {count.total - count.nonzero} zero "
                           f"weights but the study pruned {pruned}; its checkpoint does not match rounds.csv")
     size = measure.file_size(path)
-    return Measured(k, row.get("sparsity"), row.get("remaining_params"), count.nonzero, count.total, size.raw,
+    return Measured(k, row.get("sparsity"), row.get("remaining_params"), row.get("nonzero_weights"), count.nonzero,
+                    count.total, size.raw,
                     size.gzip, measure.accuracy(runner, x, y), row.get("test_accuracy"))
 
 
