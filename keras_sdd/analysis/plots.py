@@ -12,10 +12,10 @@ from keras_sdd.analysis.replicates import Group
 from keras_sdd.study.board import figure_png
 
 
-def _figure(ncols: int = 1, width: float = 7.0):
+def _figure(ncols: int = 1, width: float = 7.0, dpi: int = 100):
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width * ncols if ncols > 1 else width, 4.4), dpi=100)
+    fig = Figure(figsize=(width * ncols if ncols > 1 else width, 4.4), dpi=dpi)
     return fig, [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
 
 
@@ -77,12 +77,14 @@ def ece_vs_sparsity(groups: Sequence[Group]) -> Optional[bytes]:
     return finish(fig, ax, "remaining weights (%)", "ECE (solid: clean labels, dotted: noisy labels)", invert_x=True)
 
 
-def reliability_diagrams(panels: Dict[str, Dict[str, np.ndarray]], bins: int = 15) -> Optional[bytes]:
+def reliability_diagrams(panels: Dict[str, Dict[str, np.ndarray]], bins: int = 15, dpi: int = 100
+                         ) -> Optional[bytes]:
     """Reliability diagrams side by side (e.g. dense vs best pruned; seed 2 Fig. 6): accuracy per confidence bin
-    against the diagonal; ``panels`` maps a title to {'probs', 'labels'}."""
+    against the diagonal, each panel's ECE (``bins`` equal-width bins) in its title; ``panels`` maps a title to
+    {'probs', 'labels'}."""
     if not panels:
         return None
-    fig, axes = _figure(len(panels), width=4.2)
+    fig, axes = _figure(len(panels), width=4.2, dpi=dpi)
     for ax, (title, p) in zip(axes, panels.items()):
         r = reliability(p["probs"], p["labels"], bins)
         centers = (r.edges[:-1] + r.edges[1:]) / 2
@@ -93,10 +95,28 @@ def reliability_diagrams(panels: Dict[str, Dict[str, np.ndarray]], bins: int = 1
         ax.set_ylim(0, 1)
         ax.set_xlabel("confidence")
         ax.set_ylabel("accuracy")
-        ax.set_title(title, fontsize=8)
+        ax.set_title(f"{title}\nECE = {r.ece:.4f} ({bins} bins)", fontsize=8)
         ax.legend(fontsize=7)
     fig.tight_layout()
     return figure_png(fig)
+
+
+def bayes_posterior_png(probs: np.ndarray, bayes_proba: np.ndarray, title: str = "", dpi: int = 60) -> bytes:
+    """The model's P(y=1|x) on the test points against the Bayes posterior (seed 2 Fig. 5a), both against the
+    Bayes log-odds of each point — for the linear mixture that is ν times the coordinate along the mean
+    direction, so the Bayes curve is the sigmoid and the model's points scatter around it (an over-confident
+    model's are steeper); for XOR it is the one coordinate the Bayes posterior depends on."""
+    b = np.clip(np.asarray(bayes_proba, np.float64)[:, 1], 1e-12, 1 - 1e-12)
+    logit = np.log(b) - np.log1p(-b)
+    order = np.argsort(logit)
+    fig, (ax,) = _figure(1, width=5.0, dpi=dpi)
+    gap = float(np.mean(np.abs(np.asarray(probs, np.float64)[:, 1] - b)))
+    ax.scatter(logit, np.asarray(probs)[:, 1], s=3, alpha=0.3, label="model P(y=1|x)")
+    ax.plot(logit[order], b[order], "k-", lw=1.5, label="Bayes P(y=1|x)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(f"{title}: mean |model − Bayes| = {gap:.4f}".lstrip(": "), fontsize=8)
+    return finish(fig, ax, "Bayes log-odds (linear task: ∝ position along the mean direction)",
+                  "P(y=1|x)", log_x=False)
 
 
 def bayes_scatter(panels: Dict[str, Dict[str, np.ndarray]]) -> Optional[bytes]:
@@ -114,4 +134,5 @@ def bayes_scatter(panels: Dict[str, Dict[str, np.ndarray]]) -> Optional[bytes]:
     return figure_png(fig)
 
 
-__all__: List[str] = ["finish", "accuracy_vs_params", "ece_vs_sparsity", "reliability_diagrams", "bayes_scatter"]
+__all__: List[str] = ["finish", "accuracy_vs_params", "ece_vs_sparsity", "reliability_diagrams", "bayes_scatter",
+                       "bayes_posterior_png"]
