@@ -362,7 +362,7 @@ class HelpLayout:
 
     def full(self) -> str:
         lines = [self.title, "", "Flags by topic (* key flags, also in --helpshort; --helpfull adds absl's and "
-                 "TensorFlow's own):"]
+                 "TensorFlow's own)."]
         starts = {first: title for title, first in self.topics}
         for flag in self._flags():
             if flag.name in starts:
