@@ -2,7 +2,7 @@
 
 Round 0 trains the dense model; every later round prunes (global magnitude IMP by default: 20 % of the
 remaining weights) and retrains; each round is recorded in ``<logdir>/rounds.csv``, ``summary.json`` and
-TensorBoard (``tensorboard --logdir <logdir>/tensorboard``). ``--resume`` continues an interrupted study.
+TensorBoard (``tensorboard --logdir <logdir>``). ``--resume`` continues an interrupted study.
 A flagfile is the record of an experiment: the flags used are copied to ``<logdir>/flags.txt``.
 """
 from __future__ import annotations
@@ -221,7 +221,7 @@ def main(argv):
     except (ConfigError, OSError) as e:   # OSError: a failed write (full disk), one line naming the path
         console.refuse(e)
     print(f"study written to {config.logdir} ({summary['rounds_done']} rounds); "
-          f"TensorBoard: tensorboard --logdir {config.logdir}/tensorboard")
+          f"TensorBoard: tensorboard --logdir {config.logdir}")
 
 
 #: --help groups the flags by these topics (title, first flag of the topic); --helpshort lists KEY_FLAGS.

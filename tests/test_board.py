@@ -294,3 +294,28 @@ def test_full_disk_is_one_line_exit_2_and_resume_ends_identical(sweep, tmp_path)
         assert {k: v for k, v in ra.items() if k not in TIME_FIELDS} == \
                {k: v for k, v in rb.items() if k not in TIME_FIELDS}, ra["round"]
     assert json.loads((logdir / "summary.json").read_text())["complete"]
+
+
+def test_report_says_no_second_descent_and_cut_short(sweep, tmp_path):
+    import csv
+    import shutil
+
+    from keras_sdd.analysis import report
+    from keras_sdd.analysis.curves import best_round
+
+    root, configs = sweep
+    cut = tmp_path / "cut"
+    shutil.copytree(configs[0].logdir, cut)
+    with open(cut / "rounds.csv", newline="") as f:
+        lines = f.read().splitlines(keepends=True)
+    (cut / "rounds.csv").write_text("".join(lines[:3]))             # header and rounds 0, 1
+    summary = json.loads((cut / "summary.json").read_text())
+    (cut / "summary.json").write_text(json.dumps({**summary, "complete": False, "rounds_done": 2}))
+    report.build([root, cut], tmp_path / "rep")
+    tables = (tmp_path / "rep" / "tables.md").read_text()
+    assert f"({cut}): " in tables and "study cut short at round 1 of 3 planned" in tables
+    for c in configs:
+        dense_best = best_round(read_rounds(pathlib.Path(c.logdir)), "val_accuracy") == 0
+        line = [ln for ln in tables.splitlines() if f"({c.logdir})" in ln]
+        assert bool(line and "no second descent (best pruned = dense)" in line[0]) == dense_best
+    assert "cut short" not in "".join(ln for ln in tables.splitlines() if f"({configs[1].logdir})" in ln)

@@ -9,7 +9,7 @@ import numpy as np
 
 from keras_sdd.analysis.calibration import reliability
 from keras_sdd.analysis.replicates import Group
-from keras_sdd.study.board import figure_png
+from keras_sdd.study.board import figure_png, mark_best_and_phases
 
 
 def _figure(ncols: int = 1, width: float = 7.0, dpi: int = 100):
@@ -35,7 +35,8 @@ def finish(fig, ax, xlabel: str, ylabel: str, *, log_x: bool = True, invert_x: b
 
 def accuracy_vs_params(groups: Sequence[Group]) -> Optional[bytes]:
     """Test (solid) and train-on-noisy-labels (dashed) accuracy against remaining parameters, log x-axis as the
-    papers draw it; one colour per group, a band of ± one std over replicates."""
+    papers draw it; one colour per group, a band of ± one std over replicates; each group's validation-chosen
+    best round dotted; for a single study also its SDD phases shaded."""
     fig, (ax,) = _figure()
     drawn = False
     for i, g in enumerate(groups):
@@ -51,8 +52,20 @@ def accuracy_vs_params(groups: Sequence[Group]) -> Optional[bytes]:
             if len(g.members) > 1:
                 ax.fill_between(params[ok], 100 * (mean - std)[ok], 100 * (mean + std)[ok], color=colour, alpha=0.15)
             drawn = True
+        val, _ = g.mean_std("val_accuracy")
+        if drawn and val.size and not np.all(np.isnan(val)) and len(groups) > 1:
+            best = int(np.nanargmax(val))       # the group's validation-chosen best round (mean over replicates)
+            ax.axvline(params[best], color=colour, ls=":", lw=1, label=f"{g.label} — best pruned: round {best}")
     if not drawn:
         return None
+    if len(groups) == 1 and len(groups[0].members) == 1:   # one study: its best round and its phases
+        mark_best_and_phases(ax, groups[0].members[0].rows, lambda r: r.get("remaining_params") or float("nan"))
+    elif len(groups) == 1:
+        params, _ = groups[0].mean_std("remaining_params")
+        val, _ = groups[0].mean_std("val_accuracy")
+        if not np.all(np.isnan(val)):
+            best = int(np.nanargmax(val))
+            ax.axvline(params[best], color="k", ls=":", lw=1, label=f"best pruned (mean val-chosen): round {best}")
     return finish(fig, ax, "remaining parameters (log scale; pruning goes right)", "accuracy (%)", invert_x=True)
 
 

@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Sequence
 
 import numpy as np
 
-from keras_sdd.analysis import curves, plots, tables, widths
+from keras_sdd.analysis import curves, plots, study_notes, tables, widths
 from keras_sdd.analysis.replicates import Group, StudyRecord, find_records, group
 from keras_sdd.errors import ConfigError
 from keras_sdd.study import paths
@@ -114,7 +114,7 @@ def build(roots: Sequence[pathlib.Path], out: pathlib.Path, *, patience: int = 2
     groups: List[Group] = group(records)
     cost = tables.cost_rows(groups, patience, tolerance)
     lottery = tables.lottery_rows(groups)
-    notes = _missing(records)
+    notes = _missing(records) + study_notes.notes(records)
     analysis: Dict[str, Any] = {
         "studies": [{"dir": str(r.dir), "label": r.label, "seed": r.config.get("seed"), "rounds": len(r.rows),
                      "complete": r.summary.get("complete"), "sdd": curves.detect_sdd(r.rows, margin=sdd_margin).to_dict(),
