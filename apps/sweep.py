@@ -167,7 +167,6 @@ def main(argv):
         pts = points(grid, root)
         check_existing(pts)
         sweep = engine.Sweep(root, grid, pts, log=lambda line: print(line, flush=True))
-        write_hparams_experiment(root, grid, pts)
         if not sweep.todo():
             sweep.save()
             print(f"sweep {root}: all {len(pts)} studies already finished; nothing to run. Report: python -m "
@@ -186,6 +185,11 @@ def main(argv):
     where = f"Ray at {FLAGS.ray_address}" if FLAGS.ray_address else "local Ray"
     print(f"sweep {root}: {len(pts)} studies ({axes}), {slots} at a time on {where}; logs in {root / engine.LOGS}",
           flush=True)
+    try:
+        write_hparams_experiment(root, grid, pts)   # only once every check passed and there is work to do
+    except OSError as e:
+        engine.disconnect()
+        console.refuse(e)
     try:
         failed = sweep.run(slots=slots, cpus_per_study=FLAGS.cpus_per_study, gpus_per_study=FLAGS.gpus_per_study,
                            max_retries=FLAGS.max_retries)

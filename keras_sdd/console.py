@@ -369,14 +369,15 @@ class HelpLayout:
                 lines += ["", f"{starts[flag.name]}:"]
             mark = "*" if flag.name in self.key else " "
             lines.append(mark + self._line(flag, 1000)[1:])
-        lines += ["", "general:"] + [("*" if name in self.key else " ") + line[1:] for name, line in _GENERAL.items()]
+        lines += ["", "general:"] + [("*" if name in self.key else " ") + line[1:]
+                                     for name, line in _GENERAL.items()]
         return "\n".join(lines) + "\n"
 
 
 #: absl's own flags, as the apps use them.
-_GENERAL = {"flagfile": "  --flagfile: read flags from a file, one --flag=value a line (configs/*.flags); repeatable",
-            "verbosity": "  --verbosity: not given: short lines, progress inside rounds; -1: no progress lines; 0: absl's "
-                         "format"}
+_GENERAL = {
+    "flagfile": "  --flagfile: read flags from a file, one --flag=value a line (configs/*.flags); repeatable",
+    "verbosity": "  --verbosity: not given: short lines, progress inside rounds; -1: no progress lines; 0: absl's format"}
 _HELP_LAYOUT: Optional[HelpLayout] = None
 
 

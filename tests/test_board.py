@@ -284,7 +284,8 @@ def test_full_disk_is_one_line_exit_2_and_resume_ends_identical(sweep, tmp_path)
                           timeout=300)
     assert done.returncode == 2, done.stderr[-2000:]
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
-    assert errors == [f"error: cannot write at {logdir / 'rounds.csv'}: No space left on device"], done.stderr
+    assert errors == [f"error: cannot write the file at {logdir / 'rounds.csv'}: No space left on device"], \
+        done.stderr
     assert "Traceback" not in done.stderr
     assert len(read_rounds(logdir)) == 2 and not list(logdir.glob(".rounds.csv.tmp"))
     runner.run_study(reference.replace(logdir=str(logdir), resume=True))
@@ -319,3 +320,21 @@ def test_report_says_no_second_descent_and_cut_short(sweep, tmp_path):
         line = [ln for ln in tables.splitlines() if f"({c.logdir})" in ln]
         assert bool(line and "no second descent (best pruned = dense)" in line[0]) == dense_best
     assert "cut short" not in "".join(ln for ln in tables.splitlines() if f"({configs[1].logdir})" in ln)
+
+
+@pytest.mark.slow
+def test_long_round_prints_progress_inside_it(tmp_path):
+    """The quickstart with one 600-epoch dense round (~40 s alone on a CPU): `epoch k/600` lines while it runs,
+    before the round's own line; none with --verbosity=-1."""
+    args = ["--flagfile=configs/quickstart.flags", "--max_rounds=1", "--epochs=600", "--notrack_energy"]
+    done = subprocess.run([sys.executable, "-m", "apps.sdd", *args, f"--logdir={tmp_path / 'q'}"], cwd=REPO,
+                          capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stderr.splitlines()
+    progress = [i for i, ln in enumerate(lines) if re.search(r"round 0: epoch \d+/600", ln)]
+    first_round = next(i for i, ln in enumerate(lines) if re.search(r"round 0/1 ", ln))
+    assert progress and progress[0] < first_round, done.stderr
+    quiet = subprocess.run([sys.executable, "-m", "apps.sdd", *args, "--epochs=60", "--verbosity=-1",
+                            f"--logdir={tmp_path / 'quiet'}"], cwd=REPO, capture_output=True, text=True,
+                           timeout=1200)
+    assert quiet.returncode == 0 and "epoch " not in quiet.stderr and "round 0/1 " in quiet.stderr

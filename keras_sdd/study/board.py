@@ -165,10 +165,6 @@ class StudyBoard:
         offset = sum(self.epochs_of_round(j) for j in range(round_index)) if self.epochs_of_round else 0
         return EpochRecorder(self._epochs, schedule, offset=offset, round_index=round_index, where=path)
 
-    def round_writer(self, round_index: int):
-        """The older layout's per-round writer (kept for code that used it)."""
-        return tf.summary.create_file_writer(str(self.paths.tb_round(round_index)))
-
     # --- per round -----------------------------------------------------------------------------------------
     def log_round(self, row: Mapping[str, Any], only: Optional[Sequence[str]] = None) -> None:
         """The row's scalar columns (or the ``only`` ones), skipping missing and NaN values: ``round/<name>``

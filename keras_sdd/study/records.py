@@ -89,7 +89,7 @@ def atomic_write_text(path: pathlib.Path, text: str) -> None:
 
     path = pathlib.Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    with writing(path, "write"):
+    with writing(path, "write the file"):
         try:
             with open(tmp, "w", encoding="utf-8") as f:
                 f.write(text)
