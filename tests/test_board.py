@@ -338,3 +338,30 @@ def test_long_round_prints_progress_inside_it(tmp_path):
                             f"--logdir={tmp_path / 'quiet'}"], cwd=REPO, capture_output=True, text=True,
                            timeout=1200)
     assert quiet.returncode == 0 and "epoch " not in quiet.stderr and "round 0/1 " in quiet.stderr
+
+
+def test_failed_event_and_checkpoint_writes_are_one_line_naming_the_path(tmp_path, monkeypatch):
+    """TensorFlow's own write errors (event files, checkpoints) become one StorageError line, as Python's do."""
+    import tensorflow as tf
+    import tf_keras
+
+    from keras_sdd.study.checkpoints import StudyCheckpoints
+    from keras_sdd.study.storage import StorageError
+
+    board = StudyBoard(tmp_path, lambda k: 1)
+    writer = board._writer()
+
+    def full(*_, **__):
+        raise tf.errors.ResourceExhaustedError(None, None, f"{tmp_path}/x.tfevents; No space left on device")
+    monkeypatch.setattr(writer, "flush", full)
+    with pytest.raises(StorageError) as e:
+        board.log_round({"round": 0, "sparsity": 0.0, "test_accuracy": 0.5})
+    assert str(e.value) == f"cannot write TensorBoard events at {tmp_path / 'tensorboard'}: No space left on device"
+
+    model = tf_keras.Sequential([tf_keras.layers.Dense(2, input_shape=(3,))])
+    ckpts = StudyCheckpoints(tmp_path, model, tf_keras.optimizers.SGD())
+    monkeypatch.setattr(tf.train.Checkpoint, "write", lambda *a, **k: (_ for _ in ()).throw(
+        OSError(errno.ENOSPC, "No space left on device")))
+    with pytest.raises(StorageError, match=r"^cannot write the checkpoint at .*round-002: No space left on device$"):
+        ckpts.save_round(2, 5)
+    assert not (tmp_path / "checkpoints" / "latest.json").exists()     # nothing points at a half-written file

@@ -26,11 +26,12 @@ when resumed, so its runs stay consistent; nothing already written is touched.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
 import pathlib
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -148,8 +149,14 @@ class StudyBoard:
                 self._study = tf.summary.create_file_writer(str(self.paths.tb_study()))
         return self._study
 
-    def _flush(self, writer) -> None:
+    @contextlib.contextmanager
+    def _study_run(self) -> Iterator[None]:
+        """The study run's writer as the default, flushed at the end; a failed write is one StorageError line
+        (TensorFlow writes, and may fail, on leaving ``as_default`` as well as on ``flush``)."""
         with writing(self.paths.tensorboard, "write TensorBoard events"):
+            writer = self._writer()
+            with writer.as_default():
+                yield
             writer.flush()
 
     # --- per epoch -----------------------------------------------------------------------------------------
@@ -171,13 +178,12 @@ class StudyBoard:
         (step = round) and ``vs_remaining/<name>`` (step = ``remaining_step``)."""
         k = int(row["round"])
         x = remaining_step(row["sparsity"])
-        with self._writer().as_default():
+        with self._study_run():
             for name in (SCALARS if only is None else only):
                 value = row.get(name)
                 if is_number(value):
                     tf.summary.scalar(f"round/{name}", float(value), step=k)
                     tf.summary.scalar(f"vs_remaining/{name}", float(value), step=x)
-        self._flush(self._writer())
 
     def log_weights(self, round_index: int, weights: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray]
                     ) -> None:
@@ -185,7 +191,7 @@ class StudyBoard:
         them): the surviving weights' histogram, sparsity and ℓ2 norm; all layers' surviving weights on one
         histogram. A layer pruned to 100 % has sparsity 1, norm 0 and no histogram."""
         alive = []
-        with self._writer().as_default():
+        with self._study_run():
             for key in sorted(weights):
                 w, m = np.asarray(weights[key]), np.asarray(masks[key])
                 kept = w[m != 0].astype(np.float32)
@@ -196,7 +202,6 @@ class StudyBoard:
                     alive.append(kept)
             if alive:
                 tf.summary.histogram("weights/all_layers", np.concatenate(alive), step=round_index)
-        self._flush(self._writer())
 
     def log_predictions(self, round_index: int, probs: np.ndarray, y_clean: np.ndarray,
                         y_noisy: Optional[np.ndarray], bayes_proba: Optional[np.ndarray], bins: int) -> None:
@@ -216,14 +221,12 @@ class StudyBoard:
                 self.log_image(tag, png, round_index)
 
     def log_image(self, tag: str, png: bytes, step: int) -> None:
-        with self._writer().as_default():
+        with self._study_run():
             tf.summary.image(tag, tf.expand_dims(tf.io.decode_png(png, channels=4), 0), step=step)
-        self._flush(self._writer())
 
     def log_text(self, tag: str, text: str, step: int = 0) -> None:
-        with self._writer().as_default():
+        with self._study_run():
             tf.summary.text(tag, text, step=step)
-        self._flush(self._writer())
 
     # --- once per study ------------------------------------------------------------------------------------
     def log_start(self, config: Mapping[str, Any]) -> bool:
@@ -235,21 +238,19 @@ class StudyBoard:
         from tensorboard.plugins.hparams import api as hp
 
         text = "```\n" + json.dumps(dict(config), indent=2, sort_keys=True, default=str) + "\n```"
-        with self._writer().as_default():
+        with self._study_run():
             tf.summary.text("config", text, step=0)
             hp.hparams(study_hparams(config), trial_id=str(self.paths.root))
             tf.summary.experimental.write_raw_pb(cs_summary.pb(custom_scalars_layout()).SerializeToString(), step=0)
-        self._flush(self._writer())
         return True
 
     def log_summary(self, rows: Sequence[Mapping[str, Any]]) -> Dict[str, float]:
         """The study's summary metrics (``summary_metrics``), step = its last round; returns them."""
         values = summary_metrics(rows)
         step = len(rows) - 1
-        with self._writer().as_default():
+        with self._study_run():
             for tag, v in values.items():
                 tf.summary.scalar(tag, v, step=step)
-        self._flush(self._writer())
         return values
 
 
