@@ -22,7 +22,8 @@ Why one epochs run rather than one run per round (the layout before): 30 rounds 
 ~290, and the runs list became unusable; on one global epoch axis the rounds follow each other left to right
 (the sawtooth of ``epoch/accuracy`` is the prune-and-retrain cycle) and ``epoch/round`` says which round a step
 is. A study directory written by the older layout (``tensorboard/round_KKK``) keeps writing its epochs there
-when resumed, so its runs stay consistent; nothing already written is touched.
+when resumed, so its runs stay consistent; nothing already written is touched (its study run gets the newer
+per-round charts from the round it resumes at, and no config/HParams, which are written at a first start only).
 """
 from __future__ import annotations
 
