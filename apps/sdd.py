@@ -2,7 +2,7 @@
 
 Round 0 trains the dense model; every later round prunes (global magnitude IMP by default: 20 % of the
 remaining weights) and retrains; each round is recorded in ``<logdir>/rounds.csv``, ``summary.json`` and
-TensorBoard (``tensorboard --logdir <logdir>/tensorboard``). ``--resume`` continues an interrupted study.
+TensorBoard (``tensorboard --logdir <logdir>``). ``--resume`` continues an interrupted study.
 A flagfile is the record of an experiment: the flags used are copied to ``<logdir>/flags.txt``.
 """
 from __future__ import annotations
@@ -221,14 +221,28 @@ def main(argv):
         process.setup_for(config)
         process.warn_slow_options(config)
         summary = runner.run_study(config, record_files={"flags.txt": FLAGS.flags_into_string()}, **kind_options)
-    except ConfigError as e:
+    except (ConfigError, OSError) as e:   # OSError: a failed write (full disk), one line naming the path
         console.refuse(e)
     print(f"study written to {config.logdir} ({summary['rounds_done']} rounds); "
-          f"TensorBoard: tensorboard --logdir {config.logdir}/tensorboard")
+          f"TensorBoard: tensorboard --logdir {config.logdir}")
+
+
+#: --help groups the flags by these topics (title, first flag of the topic); --helpshort lists KEY_FLAGS.
+HELP_TOPICS = (("the study", "study"), ("data", "dataset"), ("model", "model"), ("pruning", "prune_method"),
+               ("retraining", "retrain"), ("training policy", "optimizer"), ("running", "steps_per_execution"),
+               ("distillation (--study=kd)", "teacher"), ("ℓ2 study (--study=l2)", "l2_values"),
+               ("what each round records", "ece_bins"))
+KEY_FLAGS = ("flagfile", "logdir", "resume", "study", "seed", "dataset", "noise_type", "noise_rate", "model",
+             "width", "depth", "prune_method", "prune_fraction", "final_sparsity", "max_rounds", "retrain",
+             "optimizer", "learning_rate", "lr_schedule", "epochs", "batch_size", "l2", "teacher", "l2_values",
+             "threads", "verbosity")
 
 
 def run():
     """Console entry point (``keras-sdd``)."""
+    console.set_help_layout(console.HelpLayout(
+        "python -m apps.sdd --flagfile=configs/quickstart.flags [--flag=value ...]: a sparse double descent study",
+        HELP_TOPICS, KEY_FLAGS, module=__name__))
     app.run(main, flags_parser=console.parse_flags)
 
 

@@ -5,7 +5,9 @@ Every flag of ``apps.sdd`` fixes a setting of all studies; ``--grid`` names the 
 the items of a list-valued setting). Each grid point is an ordinary study directory under ``--logdir`` named by its
 settings (``width=10,seed=0,gmm_task=linear``), with its own ``flags.txt`` (``python -m apps.sdd
 --flagfile=<point>/flags.txt --resume`` continues that study alone); ``sweep.json`` records the grid and each
-point's status, attempts, error and wall time; ``logs/<point>.log`` holds each study's console output.
+point's status, attempts, error and wall time; ``logs/<point>.log`` holds each study's console output;
+``hparams/`` the HParams experiment (the axes and summary metrics), so ``tensorboard --logdir <sweep>`` shows one
+row per study in its HParams tab.
 
 Running the same command again resumes (no ``--resume`` needed): finished points are never rerun, interrupted
 ones resume from their checkpoints, failed ones are tried again; a point whose settings changed is refused, by
@@ -124,6 +126,18 @@ def check_existing(pts) -> None:
             raise ConfigError(f"grid point {p.name}: {e}") from None
 
 
+#: The sweep's HParams experiment (a TensorBoard run of its own beside the points' folders).
+HPARAMS_RUN = "hparams"
+
+
+def write_hparams_experiment(root: pathlib.Path, grid, pts) -> pathlib.Path:
+    """The grid's axes as HParams with their values (as each point's study records them) as domains, and the
+    studies' summary metrics: ``tensorboard --logdir <sweep>`` then shows one HParams row per study."""
+    from keras_sdd.study.board import write_experiment
+
+    return write_experiment(root / HPARAMS_RUN, {axis: [p.config[axis] for p in pts] for axis in grid})
+
+
 def main(argv):
     del argv
     console.configure_logging()
@@ -171,6 +185,11 @@ def main(argv):
     where = f"Ray at {FLAGS.ray_address}" if FLAGS.ray_address else "local Ray"
     print(f"sweep {root}: {len(pts)} studies ({axes}), {slots} at a time on {where}; logs in {root / engine.LOGS}",
           flush=True)
+    try:
+        write_hparams_experiment(root, grid, pts)   # only once every check passed and there is work to do
+    except OSError as e:
+        engine.disconnect()
+        console.refuse(e)
     try:
         failed = sweep.run(slots=slots, cpus_per_study=FLAGS.cpus_per_study, gpus_per_study=FLAGS.gpus_per_study,
                            max_retries=FLAGS.max_retries)

@@ -39,7 +39,7 @@ import re
 import subprocess
 import sys
 import warnings
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 #: Exit code of every refusal of bad input (flags, config, data).
 EXIT_BAD_INPUT = 2
@@ -270,6 +270,13 @@ def _verbosity_from_flags() -> Optional[int]:
         return None
 
 
+def wants_progress() -> bool:
+    """Whether progress lines inside a round are wanted: not when ``--verbosity`` is given below 0 (``-1``: the
+    per-round lines only, e.g. for a log file)."""
+    verbosity = _verbosity_from_flags()
+    return verbosity is None or verbosity >= 0
+
+
 def configure_logging(verbosity: Optional[int] = None) -> None:
     """Short progress lines of our own (see the module docstring). ``verbosity``: absl's level (-1 warning,
     0 info, 1 debug); None: from ``--verbosity`` when given. At 0 or above, everything in absl's own format."""
@@ -321,12 +328,92 @@ def _asks_help(argv: List[str]) -> bool:
     return False
 
 
+class HelpLayout:
+    """An app's own ``--help`` (its flags grouped by topic, key flags marked ``*``) and ``--helpshort`` (the key
+    flags only, one line each). ``topics``: (title, first flag of the topic) in definition order: a topic holds
+    the app's flags from its first one up to the next topic's. ``--helpfull`` stays absl's (every module)."""
+
+    def __init__(self, title: str, topics: Sequence[tuple], key: Sequence[str], module: str = ""):
+        self.title, self.topics, self.key, self.module = title, list(topics), list(key), module
+
+    def _flags(self):
+        """The app's own flags in definition order (absl files a ``__main__`` module's flags under argv[0])."""
+        from absl import flags
+
+        main = sys.modules.get("__main__")
+        module = sys.argv[0] if getattr(main, "__name__", None) == "__main__" else None
+        return list(flags.FLAGS.flags_by_module_dict().get(module or self.module, []))
+
+    @staticmethod
+    def _line(flag, width: int = 110) -> str:
+        default = flag.default_as_str or ""
+        text = f"  --{flag.name}{'=' + default.strip(chr(39)) if default and default != chr(39) * 2 else ''}: " \
+               f"{' '.join(str(flag.help).split())}"
+        return text if len(text) <= width else text[:width - 1] + "…"
+
+    def short(self) -> str:
+        from absl import flags
+
+        lines = [self.title, "", "Key flags (--help: every flag of this app by topic; --helpfull: every module's):"]
+        for name in self.key:
+            if name in _GENERAL:
+                lines.append(_GENERAL[name])
+            elif name in flags.FLAGS:
+                lines.append(self._line(flags.FLAGS[name]))
+        return "\n".join(lines) + "\n"
+
+    def full(self) -> str:
+        lines = [self.title, "", "Flags by topic (* key flags, also in --helpshort; --helpfull adds absl's and "
+                 "TensorFlow's own)."]
+        starts = {first: title for title, first in self.topics}
+        for flag in self._flags():
+            if flag.name in starts:
+                lines += ["", f"{starts[flag.name]}:"]
+            mark = "*" if flag.name in self.key else " "
+            lines.append(mark + self._line(flag, 1000)[1:])
+        lines += ["", "general:"] + [("*" if name in self.key else " ") + line[1:]
+                                     for name, line in _GENERAL.items()]
+        return "\n".join(lines) + "\n"
+
+
+#: absl's own flags, as the apps use them.
+_GENERAL = {
+    "flagfile": "  --flagfile: read flags from a file, one --flag=value a line (configs/*.flags); repeatable",
+    "verbosity": "  --verbosity: not given: short lines, progress inside rounds; -1: no progress lines; 0: absl's format"}
+_HELP_LAYOUT: Optional[HelpLayout] = None
+
+
+def set_help_layout(layout: Optional[HelpLayout]) -> None:
+    """Gives ``parse_flags`` an app's own ``--help`` / ``--helpshort`` (``HelpLayout``)."""
+    global _HELP_LAYOUT
+    _HELP_LAYOUT = layout
+
+
+def _own_help(argv: List[str]) -> Optional[str]:
+    if _HELP_LAYOUT is None:
+        return None
+    for arg in argv:
+        if arg == "--":
+            return None
+        name = arg.lstrip("-").partition("=")[0] if arg.startswith("-") else None
+        if name == "helpshort":
+            return _HELP_LAYOUT.short()
+        if name in ("help", "h", "?"):
+            return _HELP_LAYOUT.full()
+    return None
+
+
 def parse_flags(argv: List[str]) -> List[str]:
     """absl flags parser for ``app.run(main, flags_parser=parse_flags)``: an unknown flag, a bad value, a failed
     validator or an unreadable flagfile is one ``error:`` line and exit 2; so is a stray positional argument.
     ``--help``/``--helpfull`` exit 0 after absl's help (absl itself exits 1)."""
     from absl import flags
 
+    text = _own_help(argv[1:])
+    if text is not None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        sys.exit(0)
     try:
         rest = flags.FLAGS(argv)
     except flags.Error as e:

@@ -70,6 +70,7 @@ def test_every_point_runs_once_a_rerun_runs_none_and_changed_settings_are_refuse
     assert all(re.search(r"best round \d of 1 \(.*% sparse, test .*%\), effective params \d+", line)
                for line in lines), lines
     assert lines[-1].startswith("[2/2]")
+    assert len(list((root / "hparams").glob("events.out.tfevents.*"))) == 1   # the HParams experiment (test_board)
 
     before = files(root)
     again = sweep(f"--logdir={root}", "--grid=width=8;seed=0,1")

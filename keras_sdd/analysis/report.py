@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from keras_sdd.analysis import curves, mixtures, plots, tables, widths
+from keras_sdd.analysis import curves, mixtures, plots, study_notes, tables, widths
 from keras_sdd.analysis.replicates import Group, StudyRecord, find_records, group
 from keras_sdd.errors import ConfigError
 from keras_sdd.study import paths
@@ -149,7 +149,7 @@ def build(roots: Sequence[pathlib.Path], out: pathlib.Path, *, patience: int = 2
     groups: List[Group] = group(records)
     cost = tables.cost_rows(groups, patience, tolerance)
     lottery = tables.lottery_rows(groups)
-    notes = recounted + _missing(records)
+    notes = recounted + _missing(records) + study_notes.notes(records)
     analysis: Dict[str, Any] = {
         "studies": [{"dir": str(r.dir), "label": r.label, "seed": r.config.get("seed"), "rounds": len(r.rows),
                      "complete": r.summary.get("complete"), "sdd": curves.detect_sdd(r.rows, margin=sdd_margin).to_dict(),

@@ -7,9 +7,10 @@ import keras_sdd  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from keras_sdd.callbacks.calibration import CalibrationLogger
 from keras_sdd.callbacks.cost import TrainingCostLogger
 from keras_sdd.callbacks.epoch_scalars import EpochScalars
+from keras_sdd.callbacks.progress import EpochProgress
 from keras_sdd.callbacks.pruning import IterativeMagnitudePruning
 from keras_sdd.callbacks.rewind import RewindCapture
 from keras_sdd.callbacks.sparsity import SparsityLogger
 
-__all__ = ["CalibrationLogger", "EpochScalars", "IterativeMagnitudePruning", "RewindCapture", "SparsityLogger",
-           "TrainingCostLogger"]
+__all__ = ["CalibrationLogger", "EpochProgress", "EpochScalars", "IterativeMagnitudePruning", "RewindCapture",
+           "SparsityLogger", "TrainingCostLogger"]

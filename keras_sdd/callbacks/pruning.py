@@ -14,7 +14,7 @@ import keras_sdd  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from typing import Callable, Dict, Iterable, Optional, Union
 
 import tf_keras
-from absl import logging
+from tf_keras.src.utils.io_utils import print_msg  # Keras' own printing (absl logging when Keras is told to)
 
 from keras_sdd.errors import ConfigError
 from keras_sdd.pruning.methods import is_gradual
@@ -33,7 +33,8 @@ class IterativeMagnitudePruning(tf_keras.callbacks.Callback):
     the optimizer's iteration count and slots are zeroed after each pruning. ``history`` maps each epoch to
     the global sparsity it trained under. ``method``: a pruning-method name or a function
     ``(weights, masks, target, seed) -> masks``; ``seed`` feeds random methods. State is reset in
-    ``on_train_begin``, so one instance can serve several ``fit`` calls. Progress goes to absl logging.
+    ``on_train_begin``, so one instance can serve several ``fit`` calls. With ``verbose`` each pruning
+    prints one line through Keras' own ``print_msg`` (standard output in a plain script).
     """
 
     def __init__(self, prune_fraction: float = 0.2, prune_epochs: Optional[Iterable[int]] = None,
@@ -90,9 +91,9 @@ class IterativeMagnitudePruning(tf_keras.callbacks.Callback):
             if self.restart_learning_rate and self.model.optimizer is not None:
                 reset_optimizer(self.model.optimizer)
             if self.verbose:
-                logging.info("epoch %d: IterativeMagnitudePruning: global sparsity %.4f -> %.4f%s", epoch + 1,
-                             current, report.global_sparsity,
-                             f" (collapsed: {', '.join(report.collapsed)})" if report.collapsed else "")
+                collapsed = f" (collapsed: {', '.join(report.collapsed)})" if report.collapsed else ""
+                print_msg(f"epoch {epoch + 1}: IterativeMagnitudePruning: global sparsity {current:.4f} -> "
+                          f"{report.global_sparsity:.4f}{collapsed}")
         self.history[epoch] = sparsity_report(self.model, self.scope).global_sparsity
 
     def on_epoch_end(self, epoch, logs=None):

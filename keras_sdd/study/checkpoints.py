@@ -18,6 +18,7 @@ import tf_keras
 from keras_sdd.errors import ConfigError
 from keras_sdd.study import paths
 from keras_sdd.study.records import atomic_write_json
+from keras_sdd.study.storage import writing
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,8 @@ class StudyCheckpoints:
         self.dir.mkdir(parents=True, exist_ok=True)
         self._round.assign(round_index)
         self._epoch.assign(epoch)
-        self._ckpt.write(str(prefix))
+        with writing(prefix, "write the checkpoint"):
+            self._ckpt.write(str(prefix))
         previous = read_pointer(self.paths.root)
         atomic_write_json(self.paths.latest, {"prefix": prefix.name, "round": round_index, "epoch": epoch})
         if previous is not None and previous.prefix != prefix and not previous.is_round:

@@ -2,7 +2,7 @@
 
 A study directory holds ``config.json`` (the StudyConfig), ``flags.txt`` (the flags of the first run) and
 ``flags.resumed.N.txt`` (one per resume), ``rounds.csv`` (one row per finished round), ``summary.json``,
-``sdd_curve.png``, ``tensorboard/`` (``study`` and ``round_KKK`` runs), ``checkpoints/`` (``round-KKK`` per
+``sdd_curve.png``, ``tensorboard/`` (``study`` and ``epochs`` runs; ``round_KKK`` in older studies), ``checkpoints/`` (``round-KKK`` per
 finished round, the latest ``epoch-rKKK-eEEEE`` and ``latest.json`` naming the newest one),
 ``rewind_weights.npz`` (weight rewinding) and ``predictions/round-KKK.npz`` (test predictions for calibration).
 """
@@ -57,7 +57,11 @@ class StudyPaths:
     def tb_study(self) -> pathlib.Path:
         return self.tensorboard / "study"
 
+    def tb_epochs(self) -> pathlib.Path:
+        return self.tensorboard / "epochs"
+
     def tb_round(self, k: int) -> pathlib.Path:
+        """The older layout's per-round epochs run (studies written before the ``epochs`` run)."""
         return self.tensorboard / f"round_{k:03d}"
 
     def resumed_flags(self) -> pathlib.Path:

@@ -90,13 +90,22 @@ SCALARS = tuple(c.name for c in COLUMNS if c.scalar)
 
 
 def atomic_write_text(path: pathlib.Path, text: str) -> None:
+    """Writes a temporary file beside ``path`` and moves it into place; a failed write (a full disk) leaves
+    ``path`` as it was, removes the temporary file and raises one-line ``StorageError``."""
+    from keras_sdd.study.storage import writing
+
     path = pathlib.Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with writing(path, "write the file"):
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 def atomic_write_json(path: pathlib.Path, obj: Any) -> None:

@@ -19,7 +19,8 @@ import numpy as np
 import tf_keras
 from absl import logging
 
-from keras_sdd import models, seeds
+from keras_sdd import console, models, seeds
+from keras_sdd.callbacks.progress import EpochProgress
 from keras_sdd.analysis import calibration, curves, flops
 from keras_sdd.analysis import energy as analysis_energy
 from keras_sdd.data import label_noise
@@ -28,6 +29,7 @@ from keras_sdd.pruning import methods, tfmot_bridge
 from keras_sdd.study import directory, evaluate, paths
 from keras_sdd.study.assemble import Assembly, assemble, epochs_of_round, round_targets
 from keras_sdd.study.board import EpochRecorder, StudyBoard, curve_png
+from keras_sdd.study.storage import writing
 from keras_sdd.study.checkpoints import StudyCheckpoints
 from keras_sdd.study.records import RoundRecords, atomic_write_json, is_number, read_rounds
 from keras_sdd.training.retrain import snapshot
@@ -62,8 +64,9 @@ class _EpochCheckpoint(tf_keras.callbacks.Callback):
 def _save_snapshot(path, snap) -> None:
     arrays = {f"{name}::{i}": w for name, ws in snap.items() for i, w in enumerate(ws)}
     tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
+    with writing(path, "write the rewind weights"):
+        np.savez(tmp, **arrays)
+        tmp.replace(path)
 
 
 def _load_snapshot(path):
@@ -91,7 +94,7 @@ class RoundLoop:
         self.row_hooks = list(row_hooks or [])
         self.retrainer = assembly.retrainer()
         self.ckpts = StudyCheckpoints(plan.root, assembly.student, assembly.optimizer)
-        self.board = StudyBoard(plan.root)
+        self.board = StudyBoard(plan.root, lambda k: epochs_of_round(self.config, k))
         c, info = self.config, assembly.bundle.info
         test = assembly.bundle.test
         # Noisy test labels drawn by the study's own noise process, from their own stream (calibration vs noise).
@@ -134,9 +137,11 @@ class RoundLoop:
         c = self.config
         if start_epoch >= epochs:
             return None
-        recorder = EpochRecorder(self.board.round_writer(k), self.a.schedule)
+        recorder = self.board.epoch_recorder(k, self.a.schedule)
         callbacks: List[tf_keras.callbacks.Callback] = [
             _EpochCheckpoint(self.ckpts, recorder, k, epochs, c.checkpoint_every_secs)]
+        if console.wants_progress():
+            callbacks.append(EpochProgress(label=f"round {k}", log=lambda line: logging.info("%s", line)))
         if self.a.gradual:
             import tensorflow_model_optimization as tfmot
 
@@ -209,8 +214,9 @@ class RoundLoop:
         if self.a.bundle.bayes_proba is not None:
             arrays["bayes_proba"] = self.a.bundle.bayes_proba.astype(np.float32)
         tmp = p.round_predictions(k).with_name(f".round-{k:03d}.tmp.npz")
-        np.savez_compressed(tmp, **arrays)
-        tmp.replace(p.round_predictions(k))
+        with writing(p.round_predictions(k), "write the test predictions"):
+            np.savez_compressed(tmp, **arrays)
+            tmp.replace(p.round_predictions(k))
 
     @staticmethod
     def _accumulate(row: Dict[str, Any], previous: Optional[Dict[str, Any]]) -> None:
@@ -235,6 +241,7 @@ class RoundLoop:
             else:
                 logging.info("resuming %s from round %d, epoch %d", plan.root, *latest)
         self._prepare_rewind()
+        self.board.log_start(c.to_dict())
         targets = round_targets(c)
         total = len(targets) - 1
         info = a.bundle.info
@@ -301,6 +308,9 @@ class RoundLoop:
                 logging.warning("round %d: layer collapse — pruned to 100%%: %s", k, ", ".join(row["collapsed_layers"]))
             records.append(row)
             self.board.log_round(row)
+            self.board.log_weights(k, tfmot_bridge.get_weights(a.student), tfmot_bridge.get_masks(a.student))
+            self.board.log_predictions(k, calibration.softmax(self.logits("test")), a.bundle.test.y_clean,
+                                       self.noisy_test, a.bundle.bayes_proba, c.ece_bins)
             new_rows += 1
             round_times.append(time.monotonic() - t0)
             left = (total - k) * float(np.mean(round_times[1:] or round_times))
@@ -316,9 +326,11 @@ class RoundLoop:
         rows = read_rounds(plan.root)
         if new_rows or not self.paths.curve.exists():
             png = curve_png(rows, title=f"{c.model} on {c.dataset}, {c.noise_type} noise {100 * c.noise_rate:.0f}%")
-            self.paths.curve.write_bytes(png)
+            with writing(self.paths.curve, "write the curve"):
+                self.paths.curve.write_bytes(png)
             if new_rows:
                 self.board.log_image("sdd_curve", png, step=len(rows) - 1)
+                self.board.log_summary(rows)
         summary = self.summary(rows, time.monotonic() - t_start)
         atomic_write_json(self.paths.summary, summary)
         return summary
