@@ -136,7 +136,7 @@ def test_hparams_session_and_summary_metrics(study):
     best = val.index(max(val))
     assert metrics["summary/best_pruned_round"] == best
     assert metrics["summary/best_pruned_test_accuracy"] == pytest.approx(rows[best]["test_accuracy"])
-    assert metrics["summary/best_pruned_effective_params"] == rows[best]["nonzero_params"]
+    assert metrics["summary/best_pruned_effective_params"] == rows[best]["nonzero_weights"]
     assert metrics["summary/dense_ece_clean"] == pytest.approx(rows[0]["ece_clean"])
     assert metrics["summary/train_flops_total"] == pytest.approx(rows[-1]["train_flops_cum"])
 

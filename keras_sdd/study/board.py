@@ -50,7 +50,7 @@ SUMMARY_METRICS = {
     "summary/best_pruned_round": "validation-chosen best pruned round",
     "summary/best_pruned_test_accuracy": "its test accuracy",
     "summary/best_pruned_sparsity": "its sparsity",
-    "summary/best_pruned_effective_params": "its effective parameters (non-zero parameters)",
+    "summary/best_pruned_effective_params": "its effective parameters (non-zero kernel weights, seed 2)",
     "summary/best_pruned_nonzero_weights": "its non-zero kernel weights",
     "summary/dense_ece_clean": "ECE of the dense model (clean test labels)",
     "summary/best_pruned_ece_clean": "ECE of the best pruned model (clean test labels)",
