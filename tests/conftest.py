@@ -4,7 +4,7 @@ import pathlib
 
 import pytest
 
-import keras_sdd  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+import keras_sdd.legacy_keras  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 #: Real MNIST / Fashion-MNIST (tfds 4.9.10) and the CIFAR-N label files: the package's own data-root setting
