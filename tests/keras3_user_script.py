@@ -28,7 +28,7 @@ class Subclassed(keras.Model):
 def build(kind):
     if kind == "subclassed":
         model = Subclassed()
-        model.build((None, 20))
+        model(np.zeros((1, 20), "float32"))  # builds the sublayers
         return model
     layers = [keras.layers.Dense(32, activation="relu", kernel_constraint=keras.constraints.MaxNorm(0.5)),
               keras.layers.Dense(16, activation="relu"), keras.layers.Dense(4)]
@@ -65,7 +65,7 @@ def main(out_dir, kind="sequential"):
 
     history = model.fit(x, y, batch_size=8, epochs=4, verbose=0,
                         callbacks=[imp, SparsityLogger(os.path.join(out_dir, "logs")),
-                                   TrainingCostLogger(examples_per_epoch=256), Watch()])
+                                   TrainingCostLogger(examples_per_epoch=256, input_shape=(20,) if kind == "subclassed" else None), Watch()])
     ks = kernels(model)
     prunable = sum(k.size for k in ks)
     # one global threshold: every surviving |w| >= every pruned weight's |w| at pruning time can't be seen after

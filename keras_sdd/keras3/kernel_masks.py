@@ -167,20 +167,19 @@ def remove_masks(kernels: Mapping[str, keras.Variable]) -> None:
             kernel.constraint = m.inner
 
 
-def zeros_sparsity(model, scope: Optional[PruneScope] = None, *, who: str = "SparsityLogger") \
-        -> Tuple[float, Dict[str, float], int, int]:
-    """(global sparsity, {key: sparsity}, zeros, prunable) read from the exact zeros of the prunable kernels.
-    Refuses (ConfigError) a model with no prunable kernel rather than reporting 0 %."""
+def kernel_sparsity(model, scope: Optional[PruneScope] = None, *, who: str = "SparsityLogger") \
+        -> Tuple[float, Dict[str, float]]:
+    """(global sparsity, {key: sparsity}) of the prunable kernels: their masks where they carry ``KernelMask``s
+    (the weights pruned; a constraint such as NonNeg may zero more), else their exact zeros (a model pruned
+    elsewhere or loaded from a file). Refuses (ConfigError) a model with no prunable kernel rather than
+    reporting 0 %."""
     from keras_sdd.pruning.masks import sparsity  # the shared numpy code
 
     kernels = prunable_kernels(model, scope, who=who)
     if not kernels:
         raise ConfigError(f"{who}: the model has no prunable kernels (Dense, EinsumDense, Conv) in scope {scope}; "
                           "there is no sparsity to report")
-    nonzero = {k: ops.convert_to_numpy(v) != 0 for k, v in kernels.items()}
-    global_sparsity, per = sparsity(nonzero)
-    total = sum(m.size for m in nonzero.values())
-    return global_sparsity, per, int(round(global_sparsity * total)), int(total)
+    return sparsity(get_masks(kernels))
 
 
 def refresh_train_function(model) -> None:
