@@ -92,6 +92,8 @@ def _split_targets(y):
 
 
 def _weighted_mean(values, sample_weight):
+    if isinstance(sample_weight, (tuple, list)):  # Keras gives y = (labels, logits) one weight array per part
+        sample_weight = sample_weight[0]
     if sample_weight is not None:
         values = values * ops.reshape(ops.cast(sample_weight, "float32"), (-1,))
     return ops.mean(values)
@@ -139,6 +141,8 @@ class DistillationModel(keras.Model):
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         labels, _ = _split_targets(y)
+        if isinstance(sample_weight, (tuple, list)):
+            sample_weight = sample_weight[0]
         ce = keras.losses.sparse_categorical_crossentropy(labels, ops.cast(y_pred, "float32"), from_logits=True)
         self._student_loss_tracker.update_state(_weighted_mean(ce, sample_weight),
                                                 sample_weight=ops.shape(y_pred)[0])
