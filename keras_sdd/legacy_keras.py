@@ -26,13 +26,14 @@ def tf_keras_is() -> str:
     """What ``tf.keras`` is in this process, without resolving it: 'tf_keras', 'keras_3', or 'unresolved'
     (TensorFlow not imported, or ``tf.keras`` not touched yet: it will be tf_keras, the pin being set)."""
     tf = sys.modules.get("tensorflow")
-    loader = None if tf is None else tf.__dict__.get("keras")
-    if loader is None or not getattr(loader, "_tfll_initialized", True):
+    keras = None if tf is None else tf.__dict__.get("keras")
+    if keras is None or not getattr(keras, "_tfll_initialized", True):
         return "unresolved"
-    version = loader.__dict__.get("_tfll_keras_version")
-    if version is None:  # not TensorFlow's lazy loader: ask the module itself
-        return "keras_3" if str(getattr(loader, "__version__", "3")).startswith("3") else "tf_keras"
-    return "keras_3" if version == "keras_3" else "tf_keras"
+    version = keras.__dict__.get("_tfll_keras_version")  # TensorFlow's lazy loader, once resolved
+    if version is not None:
+        return "keras_3" if version == "keras_3" else "tf_keras"
+    name = str(keras.__dict__.get("__name__", ""))  # the loaded module replaces the loader in tensorflow
+    return "tf_keras" if name.startswith("tf_keras") else "keras_3"
 
 
 def require(purpose: str) -> None:

@@ -71,6 +71,9 @@ class RandAugmenter:
     instances."""
 
     def __init__(self, **layer_kwargs):
+        from keras_sdd.legacy_keras import require
+
+        require("augment='randaugment' (keras_cv on Keras 2)")  # keras_cv picks the Keras tf.keras resolved to
         import keras_cv  # lazy: heavy import, only needed for this augmentation
         from keras_cv.src.backend import config as cv_config
 
