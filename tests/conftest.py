@@ -63,14 +63,14 @@ def kill_during():
 
 @pytest.fixture
 def run_keras3():
-    """``run_keras3(args, backend, code=None)``: runs a Python child (``args`` after the interpreter, or ``-c
-    code``) with ``KERAS_BACKEND=backend``, the checkout first on sys.path and no Keras 2 pin inherited from
+    """``run_keras3(args, backend="tensorflow", timeout=300, cwd=REPO)``: runs a Python child (``args`` after the
+    interpreter) with ``KERAS_BACKEND=backend``, the checkout first on sys.path and no Keras 2 pin inherited from
     this process (conftest pins it); returns the CompletedProcess (stdout and stderr together). JAX children are
     skipped where jax is not installed locally, and fail in CI."""
     import subprocess
     import sys
 
-    def run(args, backend="tensorflow", timeout=300):
+    def run(args, backend="tensorflow", timeout=300, cwd=REPO):
         if backend == "jax":
             try:
                 import jax  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
@@ -82,7 +82,7 @@ def run_keras3():
         env.pop("TF_USE_LEGACY_KERAS", None)
         env.update(KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=os.pathsep.join(
             filter(None, [str(REPO), env.get("PYTHONPATH")])))
-        return subprocess.run([sys.executable, *args], cwd=REPO, env=env, stdin=subprocess.DEVNULL,
+        return subprocess.run([sys.executable, *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
 
     return run
