@@ -49,8 +49,8 @@ class KernelMask(keras.constraints.Constraint):
             w = self.inner(w)
         return w * ops.cast(self.mask, w.dtype)
 
-    def get_config(self):  # never saved with a layer (layers save kernel_constraint); the inner one is what counts
-        return {} if self.inner is None else keras.constraints.serialize(self.inner)
+    def get_config(self):  # layers save their kernel_constraint, not this: a saved model never holds a KernelMask
+        return {"inner": None if self.inner is None else keras.constraints.serialize(self.inner)}
 
 
 def _layers(model) -> Iterator[keras.layers.Layer]:
