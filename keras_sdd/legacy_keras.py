@@ -32,8 +32,10 @@ def tf_keras_is() -> str:
     version = keras.__dict__.get("_tfll_keras_version")  # TensorFlow's lazy loader, once resolved
     if version is not None:
         return "keras_3" if version == "keras_3" else "tf_keras"
-    name = str(keras.__dict__.get("__name__", ""))  # the loaded module replaces the loader in tensorflow
-    return "tf_keras" if name.startswith("tf_keras") else "keras_3"
+    # the loaded module replaces the loader in tensorflow, under its own name or as 'tensorflow.keras': its file
+    # tells (tf_keras/api/_v2/keras/ for Keras 2, keras/_tf_keras/keras/ for Keras 3)
+    parts = os.path.normpath(str(keras.__dict__.get("__file__", ""))).split(os.sep)
+    return "tf_keras" if "tf_keras" in parts else "keras_3"
 
 
 def require(purpose: str) -> None:

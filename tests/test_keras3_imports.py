@@ -11,7 +11,7 @@ CASES = {
     "masks": ("import keras_sdd.pruning.masks, keras_sdd.pruning.methods",
               ("tensorflow_model_optimization", "tf_keras", "tensorflow", "keras"), None),
     "keras3_path": ("import keras_sdd.keras3", ("tensorflow_model_optimization", "tf_keras"), "keras_3"),
-    "tf_keras_path": ("import keras_sdd.callbacks", (), "tf_keras"),
+    "tf_keras_path": ("import keras_sdd.callbacks\nimport keras_cv", (), "tf_keras"),  # keras_cv renames tf.keras
 }
 
 CHECK = """

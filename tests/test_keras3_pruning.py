@@ -211,7 +211,8 @@ def test_user_script_prunes_keeps_zeros_and_saves_a_plain_model(run_keras3, tmp_
     assert out["logged"] == pytest.approx(expected, abs=1e-12)
     assert out["zeros"] == count_for(0.488, total)  # exactly the pruned ones: none came back
     assert out["pruned_stay_zero"] and out["loss_finite"]
-    assert len(set(out["per_layer"])) == 3  # one global threshold: layers end at different sparsities
+    # one global threshold: layers end far apart (layer-wise pruning would put each within rounding of 48.8 %)
+    assert max(out["per_layer"]) - min(out["per_layer"]) > 0.1, out["per_layer"]
     assert out["max_column_norm_first"] <= 0.5 + 1e-5  # the user's MaxNorm(0.5) was chained, not replaced
     flops = out["train_flops"]  # 3 × forward × 256 examples, dense in epoch 0, shrinking with the kernels
     assert flops[0] == 3 * 256 * (2 * (20 * 32 + 32 * 16 + 16 * 4) + 2 * (32 + 16) + 4)
