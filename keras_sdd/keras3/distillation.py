@@ -19,7 +19,7 @@ of the loss, cached logits are accepted, and the student's regularisation losses
 from __future__ import annotations
 
 import math
-from typing import Optional, Tuple
+from typing import Tuple
 
 import keras
 import numpy as np
