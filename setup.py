@@ -4,7 +4,8 @@ Install:  pip install -e .            (then: python -m apps.sdd --flagfile=confi
 Tests:    pip install -e ".[test]"    (then: python -m pytest)
 
 The pins are the versions this project is tested with. tensorflow-model-optimization 0.8.1 works only with
-Keras 2, i.e. ``tf-keras``; importing keras_sdd sets TF_USE_LEGACY_KERAS=1 so that ``tf.keras`` is Keras 2 too.
+Keras 2, i.e. ``tf-keras``; the tf_keras path (``keras_sdd.legacy_keras``) sets TF_USE_LEGACY_KERAS=1 so that
+``tf.keras`` is Keras 2 too; ``keras_sdd.keras3`` works on Keras 3 (``import keras``) and leaves it alone.
 """
 import pathlib
 import re
@@ -40,7 +41,9 @@ setup(
     install_requires=INSTALL_REQUIRES,
     extras_require={
         "sweep": ["ray==2.60.*"],  # apps.sweep: studies as Ray tasks, on one machine or a cluster
-        "test": ["pytest", "ray==2.60.*"],
+        "keras3": ["jax[cpu]"],  # keras_sdd.keras3 on the JAX backend (TensorFlow's is installed anyway)
+        "jax": ["jax[cpu]"],
+        "test": ["pytest", "ray==2.60.*", "jax[cpu]"],  # the Keras 3 tests run their JAX cases too
     },
     entry_points={"console_scripts": ["keras-sdd = apps.sdd:run", "keras-sdd-report = apps.report:run",
                                       "keras-sdd-sweep = apps.sweep:run"]},

@@ -17,7 +17,7 @@ from keras_sdd import console
 
 console.quiet_native_logs()
 
-import keras_sdd  # noqa: E402,F401  (pins Keras 2 before TensorFlow loads)
+import keras_sdd.legacy_keras  # noqa: E402,F401  (pins Keras 2 before TensorFlow loads)
 from keras_sdd.errors import ConfigError  # noqa: E402
 
 FLAGS = flags.FLAGS

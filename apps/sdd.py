@@ -18,7 +18,7 @@ from keras_sdd import console
 
 console.quiet_native_logs()  # before TensorFlow loads: its native start-up lines never reach the console
 
-import keras_sdd  # noqa: E402,F401  (pins Keras 2 for tfmot before TensorFlow loads)
+import keras_sdd.legacy_keras  # noqa: E402,F401  (pins Keras 2 for tfmot before TensorFlow loads)
 from keras_sdd import config as config_lib  # noqa: E402
 from keras_sdd.config import StudyConfig  # noqa: E402
 from keras_sdd.errors import ConfigError  # noqa: E402

@@ -19,7 +19,7 @@ from keras_sdd import console
 
 console.quiet_native_logs()  # TensorFlow's native start-up lines would bury the table
 
-import keras_sdd  # noqa: E402,F401  (Keras 2 for tfmot)
+import keras_sdd.legacy_keras  # noqa: E402,F401  (Keras 2 for tfmot)
 
 import numpy as np
 import tensorflow as tf

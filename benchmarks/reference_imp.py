@@ -16,7 +16,7 @@ import time
 
 T0 = time.perf_counter()
 
-import keras_sdd  # noqa: E402,F401  (Keras 2)
+import keras_sdd.legacy_keras  # noqa: E402,F401  (Keras 2)
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402

@@ -4,7 +4,10 @@ For each model (LeNet-300-100, a small VGG-like) and one batch size it times, in
 - ``dense``: the plain tf_keras model;
 - ``keras_sdd``: the same model on tfmot PruneLowMagnitude wrappers with our fixed masks (50 % sparse), as a
   study trains it inside a round (no callback, no per-step Python);
-- ``tfmot stock``: tfmot's own ``prune_low_magnitude`` with ``ConstantSparsity`` + ``UpdatePruningStep``.
+- ``tfmot stock``: tfmot's own ``prune_low_magnitude`` with ``ConstantSparsity`` + ``UpdatePruningStep``;
+- the Keras 3 path (``keras_sdd.keras3``, masks on the kernel variables' constraints) against a dense Keras 3
+  model of the same architecture, in a child process per backend (``benchmarks.keras3_step``): TensorFlow, and
+  JAX where it is installed (``--keras3_steps=0`` skips them).
 It prints each variant's first-step (tracing) time, its best step time over interleaved repeats (the minimum,
 as ``timeit`` reports: interference from the machine only ever adds time, and on a shared 2-core VM it comes in
 multi-second bursts), and the ratio to dense (target for keras_sdd: <= 1.05). With ``--quickstart`` it also
@@ -23,7 +26,7 @@ from keras_sdd import console
 
 console.quiet_native_logs()  # TensorFlow's native start-up lines would bury the table
 
-import keras_sdd  # noqa: E402,F401  (Keras 2 for tfmot)
+import keras_sdd.legacy_keras  # noqa: E402,F401  (Keras 2 for tfmot)
 
 import numpy as np
 import tensorflow as tf
@@ -82,6 +85,18 @@ def measure(name, shape, classes, batch, steps, repeats, spe, **kw):
     return first, best
 
 
+def keras3_rows(backend: str, batch: int, steps: int, repeats: int, spe: int) -> list:
+    """Runs ``benchmarks.keras3_step`` with ``KERAS_BACKEND=backend`` (no Keras 2 pin inherited); its rows."""
+    env = dict(os.environ, KERAS_BACKEND=backend)
+    env.pop("TF_USE_LEGACY_KERAS", None)
+    done = subprocess.run([sys.executable, "-m", "benchmarks.keras3_step", f"--batch={batch}", f"--steps={steps}",
+                           f"--repeats={repeats}", f"--steps_per_execution={spe}"], cwd=REPO, env=env,
+                          capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"benchmarks.keras3_step on {backend} failed:\n{done.stderr[-3000:]}")
+    return [line.split()[1:] for line in done.stdout.splitlines() if line.startswith("KERAS3 ")]
+
+
 def quickstart_seconds() -> float:
     with tempfile.TemporaryDirectory() as d:
         t = time.perf_counter()
@@ -98,6 +113,7 @@ def main():
     p.add_argument("--repeats", type=int, default=9)
     p.add_argument("--steps_per_execution", type=int, default=10)
     p.add_argument("--quickstart", action="store_true", help="also time the quickstart study (a few minutes)")
+    p.add_argument("--keras3_steps", type=int, default=100, help="steps timed on the Keras 3 path (0: skip it)")
     a = p.parse_args()
     cases = [("lenet300_100", (28, 28, 1), 10, a.steps, {}),
              ("vgg_like", (32, 32, 3), 10, max(10, a.steps // 10), dict(depth=3, width=4))]
@@ -109,6 +125,16 @@ def main():
         for k in best:
             print(f"{name:<14}{k:<13}{first[k]:>13.2f}{1000 * best[k]:>14.3f}{best[k] / best['dense']:>10.3f}",
                   flush=True)
+    if a.keras3_steps:
+        import importlib.util
+
+        backends = ["tensorflow"] + (["jax"] if importlib.util.find_spec("jax") else [])
+        for backend in backends:
+            for _, name, variant, first_s, best_ms, ratio in keras3_rows(backend, a.batch, a.keras3_steps,
+                                                                          a.repeats, a.steps_per_execution):
+                label = f"k3 {'tf' if backend == 'tensorflow' else backend} {variant.replace('keras3_', '')}"
+                print(f"{name:<14}{label:<13}{float(first_s):>13.2f}{float(best_ms):>14.3f}{float(ratio):>10.3f}",
+                      flush=True)
     if a.quickstart:
         print("timing the quickstart study (configs/quickstart.flags, about 2 minutes on 2 cores)...", flush=True)
         print(f"quickstart study (configs/quickstart.flags): {quickstart_seconds():.1f} s wall "

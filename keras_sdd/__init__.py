@@ -1,13 +1,12 @@
-"""keras_sdd: sparse double descent studies on tf_keras + tfmot.
+"""keras_sdd: sparse double descent studies on tf_keras + tfmot, and IMP callbacks for Keras 3 (``keras3``).
 
-Importing the package pins Keras 2 (``tf_keras``) for TensorFlow Model Optimization *before* TensorFlow is
-imported by anything of ours. If the user already imported TensorFlow (or tfds, keras_cv, tfmot), the variable
-still matters for ``tf.keras`` look-ups made later, and the package itself never relies on ``tf.keras``: every
-model is built with ``tf_keras`` directly, which is what tfmot wraps.
+``import keras_sdd`` changes nothing process-wide: ``tf.keras`` stays what it would be. The modules of the tf_keras
+path (models, pruning's tfmot bridge, callbacks, distillation, study, apps) first import ``keras_sdd.legacy_keras``,
+which pins Keras 2 (``TF_USE_LEGACY_KERAS=1``) for tfmot; ``keras_sdd.keras3`` and ``keras_sdd.pruning.masks``
+never do.
 """
 import os as _os
 
-_os.environ["TF_USE_LEGACY_KERAS"] = "1"
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
@@ -21,7 +20,7 @@ _LAZY = {
     "StudyConfig": ("keras_sdd.config", "StudyConfig"), "run_study": ("keras_sdd.study.runner", "run_study"),
     "DistillationModel": ("keras_sdd.distillation", "DistillationModel"),
     "load_round": ("keras_sdd.study.loading", "load_round"), "load_best": ("keras_sdd.study.loading", "load_best"),
-    "analysis": ("keras_sdd.analysis", None),
+    "analysis": ("keras_sdd.analysis", None), "keras3": ("keras_sdd.keras3", None),
 }
 
 __all__ = ["ConfigError", "SDDError", "__version__", *_LAZY]

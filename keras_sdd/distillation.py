@@ -24,7 +24,7 @@ code). ``keras.distillation`` exists only in Keras 3 and tfmot needs Keras 2, so
 """
 from __future__ import annotations
 
-import keras_sdd  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+import keras_sdd.legacy_keras  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 
 import math
 from typing import Optional, Tuple
@@ -34,6 +34,7 @@ import tensorflow as tf
 import tf_keras
 
 from keras_sdd.errors import ConfigError
+from keras_sdd.keras_line import require_keras2_model
 from keras_sdd.models.params import walk_layers
 
 
@@ -66,6 +67,8 @@ def check_pair(student: tf_keras.Model, teacher: tf_keras.Model) -> None:
     """Refuses a teacher whose input shape or number of classes differs from the student's (architectures may
     differ), a teacher that is the student, and a teacher still on tfmot pruning wrappers (their per-call
     ``weight *= mask`` would write into the frozen teacher: strip it first, ``tfmot_bridge.strip``)."""
+    require_keras2_model(student, "DistillationModel")
+    require_keras2_model(teacher, "DistillationModel")
     if teacher is student:
         raise ConfigError("the teacher is the student itself; distil from a separate model (e.g. a clone)")
     s_in, t_in = _dims(_shape(student, "input_shape", "student")), _dims(_shape(teacher, "input_shape", "teacher"))

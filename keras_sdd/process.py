@@ -5,7 +5,7 @@ process state, so a library user calls this once (or not at all) and keeps contr
 """
 from __future__ import annotations
 
-import keras_sdd  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+import keras_sdd.legacy_keras  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 
 import tensorflow as tf
 import tf_keras

@@ -4,7 +4,7 @@ import pathlib
 
 import pytest
 
-import keras_sdd  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+import keras_sdd.legacy_keras  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 #: Real MNIST / Fashion-MNIST (tfds 4.9.10) and the CIFAR-N label files: the package's own data-root setting
@@ -77,3 +77,30 @@ def tiny_config():
     def make(logdir, **changes):
         return StudyConfig(**{**TINY, "logdir": str(logdir), **changes})
     return make
+
+
+@pytest.fixture
+def run_keras3():
+    """``run_keras3(args, backend="tensorflow", timeout=300, cwd=REPO)``: runs a Python child (``args`` after the
+    interpreter) with ``KERAS_BACKEND=backend``, the checkout first on sys.path and no Keras 2 pin inherited from
+    this process (conftest pins it); returns the CompletedProcess (stdout and stderr together). JAX children are
+    skipped where jax is not installed locally, and fail in CI."""
+    import subprocess
+    import sys
+
+    def run(args, backend="tensorflow", timeout=300, cwd=REPO):
+        if backend == "jax":
+            try:
+                import jax  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+            except ImportError:
+                if os.environ.get("CI") == "true":
+                    pytest.fail("jax is not installed; the test extra installs it")
+                pytest.skip("jax not installed (pip install -e '.[test]')")
+        env = dict(os.environ)
+        env.pop("TF_USE_LEGACY_KERAS", None)
+        env.update(KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=os.pathsep.join(
+            filter(None, [str(REPO), env.get("PYTHONPATH")])))
+        return subprocess.run([sys.executable, *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
+
+    return run

@@ -1,6 +1,6 @@
 """The model zoo: every registered model builds, trains a step, is accepted whole by tfmot's
 prune_low_magnitude, counts its parameters exactly (hand-written formulas), and refuses bad configs."""
-import keras_sdd  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+import keras_sdd.legacy_keras  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 
 import numpy as np
 import pytest

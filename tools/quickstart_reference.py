@@ -55,7 +55,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no_run", action="store_true", help="only use the studies given")
     args = parser.parse_args(argv)
 
-    import keras_sdd  # noqa: F401  (pins Keras 2)
+    import keras_sdd.legacy_keras  # noqa: F401  (pins Keras 2)
     from keras_sdd.study.board import curves_png
     from keras_sdd.study.records import read_rounds
 

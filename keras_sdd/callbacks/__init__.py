@@ -2,7 +2,7 @@
 
 They hold no global state, reset in ``on_train_begin`` and never import the study configuration.
 """
-import keras_sdd  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+import keras_sdd.legacy_keras  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 
 from keras_sdd.callbacks.calibration import CalibrationLogger
 from keras_sdd.callbacks.cost import TrainingCostLogger

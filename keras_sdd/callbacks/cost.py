@@ -5,18 +5,18 @@ Works in any ``model.fit``; needs nothing else of keras_sdd.
 """
 from __future__ import annotations
 
-import keras_sdd  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+import keras_sdd.legacy_keras  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 
 import os
 from typing import Optional
 
 import tensorflow as tf
-import tf_keras
 
+from keras_sdd.callbacks.base import Callback
 from keras_sdd.analysis import flops
 
 
-class TrainingCostLogger(tf_keras.callbacks.Callback):
+class TrainingCostLogger(Callback):
     """At each epoch end: the epoch's training FLOPs, 3 × the forward FLOPs per example at the densities of the
     model's pruning masks as the epoch ended (read every epoch: pruning during training is followed; a model
     without masks counts dense) × the examples the epoch trained on, and the running total since ``fit`` began,

@@ -1,7 +1,7 @@
 """EpochScalars: every epoch's logs (and the learning rate) as TensorBoard scalars."""
 from __future__ import annotations
 
-import keras_sdd  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+import keras_sdd.legacy_keras  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 
 import os
 from typing import Any, Optional

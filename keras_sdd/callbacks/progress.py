@@ -8,7 +8,7 @@ through Keras' own ``print_msg`` (stdout, or absl logging when Keras is told to)
 """
 from __future__ import annotations
 
-import keras_sdd  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+import keras_sdd.legacy_keras  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 
 import time
 from typing import Callable, Optional

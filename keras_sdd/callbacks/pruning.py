@@ -9,13 +9,13 @@ later training keeps the masks.
 """
 from __future__ import annotations
 
-import keras_sdd  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+import keras_sdd.legacy_keras  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 
 from typing import Callable, Dict, Iterable, Optional, Union
 
-import tf_keras
 from tf_keras.src.utils.io_utils import print_msg  # Keras' own printing (absl logging when Keras is told to)
 
+from keras_sdd.callbacks.base import Callback
 from keras_sdd.errors import ConfigError
 from keras_sdd.pruning.methods import is_gradual
 from keras_sdd.training.policy import reset_optimizer
@@ -24,7 +24,7 @@ from keras_sdd.pruning.tfmot_bridge import (PruneScope, apply_masks, prune, set_
                                             sparsity_report, wrappers)
 
 
-class IterativeMagnitudePruning(tf_keras.callbacks.Callback):
+class IterativeMagnitudePruning(Callback):
     """Global magnitude pruning of ``prune_fraction`` of the remaining weights at the start of each epoch in
     ``prune_epochs`` (0-based, as Keras counts; None: every epoch but the first).
 

@@ -1,17 +1,17 @@
 """RewindCapture: keep a model's weights as they were after optimizer step k (lottery-ticket weight rewinding)."""
 from __future__ import annotations
 
-import keras_sdd  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+import keras_sdd.legacy_keras  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 
 from typing import Callable, Optional
 
-import tf_keras
 from absl import logging
 
+from keras_sdd.callbacks.base import Callback
 from keras_sdd.training.retrain import Snapshot, snapshot
 
 
-class RewindCapture(tf_keras.callbacks.Callback):
+class RewindCapture(Callback):
     """Captures ``snapshot(model)`` once ``optimizer.iterations`` reaches ``step`` and hands it to ``on_capture``
     (also kept as ``self.weights``; ``captured_at`` is the step it was taken at).
 

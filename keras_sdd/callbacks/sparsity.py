@@ -1,18 +1,18 @@
 """SparsityLogger: global and per-layer sparsity of the pruning masks, to TensorBoard and the epoch logs."""
 from __future__ import annotations
 
-import keras_sdd  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+import keras_sdd.legacy_keras  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 
 import os
 from typing import Optional
 
 import tensorflow as tf
-import tf_keras
 
+from keras_sdd.callbacks.base import Callback
 from keras_sdd.pruning.tfmot_bridge import PruneScope, sparsity_report
 
 
-class SparsityLogger(tf_keras.callbacks.Callback):
+class SparsityLogger(Callback):
     """At each epoch end, writes scalars ``sparsity/global`` and ``sparsity/<layer>`` (step = epoch) to
     ``log_dir`` and adds ``'sparsity'`` (global) to the epoch logs, hence to ``History``.
 

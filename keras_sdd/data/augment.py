@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+import keras_sdd.legacy_keras  # noqa: F401  (keras_cv picks its Keras when first imported: Keras 2 here)
+
 import tensorflow as tf
 
 from keras_sdd.errors import ConfigError
@@ -69,12 +71,17 @@ class RandAugmenter:
     instances."""
 
     def __init__(self, **layer_kwargs):
+        from keras_sdd.legacy_keras import require
+
+        require("augment='randaugment' (keras_cv on Keras 2)")  # keras_cv picks the Keras tf.keras resolved to
         import keras_cv  # lazy: heavy import, only needed for this augmentation
         from keras_cv.src.backend import config as cv_config
 
         if cv_config.keras_3():  # its Keras 3 layers draw randomness differently: no stateless rewiring
-            raise ConfigError("augment='randaugment' needs keras_cv on Keras 2 (tf_keras); import keras_sdd "
-                              "before keras_cv (keras_cv picks its Keras when first imported)")
+            from keras_sdd.legacy_keras import FIX
+
+            raise ConfigError("augment='randaugment' needs keras_cv on Keras 2 (tf_keras; keras_cv picks its Keras "
+                              f"when first imported): {FIX}")
         self.layer = keras_cv.layers.RandAugment(**{"value_range": (0, 255), "seed": 0, **layer_kwargs})
         self._key: Optional[tf.Tensor] = None
         self._count = 0

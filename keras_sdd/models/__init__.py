@@ -6,7 +6,7 @@
 prunable kernel belongs to a top-level Dense/Conv layer, so wrapping only those layers prunes all of them.
 ``CUSTOM_OBJECTS`` are the ViT's own layers, for loading legacy HDF5 saves.
 """
-import keras_sdd  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+import keras_sdd.legacy_keras  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 
 from keras_sdd.models.registry import MODELS, ModelSpec, build, validate
 from keras_sdd.models.params import (ParamCount, count_nonzero, count_nonzero_weights, count_params,

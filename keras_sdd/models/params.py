@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Tuple
 
-import keras_sdd  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+import keras_sdd.legacy_keras  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 import numpy as np
 import tensorflow_model_optimization as tfmot
 import tf_keras

@@ -14,7 +14,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
-import keras_sdd  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+import keras_sdd.legacy_keras  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 import tf_keras
 
 from keras_sdd.errors import ConfigError

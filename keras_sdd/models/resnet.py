@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import keras_sdd  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+import keras_sdd.legacy_keras  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 import tf_keras
 
 from keras_sdd.models.registry import (ModelSpec, Seeds, positive_float, positive_int, refuse, register,

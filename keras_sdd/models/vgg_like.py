@@ -9,7 +9,7 @@ momentum/epsilon (0.1 / 1e-5) like the reference implementations.
 """
 from __future__ import annotations
 
-import keras_sdd  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+import keras_sdd.legacy_keras  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 import tf_keras
 
 from keras_sdd.models.registry import (ModelSpec, Seeds, choice, flag, positive_int, refuse, register,

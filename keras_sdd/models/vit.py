@@ -16,7 +16,7 @@ rest are options.
 """
 from __future__ import annotations
 
-import keras_sdd  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+import keras_sdd.legacy_keras  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras

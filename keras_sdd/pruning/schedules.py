@@ -7,7 +7,7 @@ refusing settings with which tfmot silently prunes nothing.
 """
 from __future__ import annotations
 
-import keras_sdd  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+import keras_sdd.legacy_keras  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 
 import tensorflow as tf
 import tf_keras

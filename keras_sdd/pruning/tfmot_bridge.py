@@ -10,7 +10,7 @@ without retracing its train function. Weights and masks are keyed ``'<layer>/<we
 """
 from __future__ import annotations
 
-import keras_sdd  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+import keras_sdd.legacy_keras  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional
@@ -27,19 +27,9 @@ from keras_sdd.models.params import unwrap, walk_layers
 from keras_sdd.pruning.fixed_mask_wrapper import FixedMaskPruneLowMagnitude
 from keras_sdd.pruning.methods import PRUNING_METHODS
 from keras_sdd.pruning.schedules import FixedMaskSchedule
+from keras_sdd.pruning.scope import OUTPUT_LAYER_NAME, PruneScope
 
 PruneLowMagnitude = pruning_wrapper.PruneLowMagnitude
-
-#: Name the model zoo gives its classifier; without it the last Dense is the output layer.
-OUTPUT_LAYER_NAME = "logits"
-
-
-@dataclass(frozen=True)
-class PruneScope:
-    """Which layers are pruned: Dense and Conv kernels, optionally Dense only, optionally not the output."""
-
-    only_dense: bool = False
-    keep_output_dense: bool = False
 
 
 @dataclass

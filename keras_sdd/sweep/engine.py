@@ -89,7 +89,7 @@ def run_point(config: Dict[str, Any], flags_text: str, log_file: str, gpus: floa
     from keras_sdd import console
 
     console.quiet_native_logs([])   # before TensorFlow loads (fresh process: it has not)
-    import keras_sdd  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+    import keras_sdd.legacy_keras  # noqa: F401  (pins Keras 2 before TensorFlow loads)
     from keras_sdd import process
     from keras_sdd.config import StudyConfig, validate
     from keras_sdd.study import runner
