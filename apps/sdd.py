@@ -116,6 +116,9 @@ flags.DEFINE_enum("input_pipeline", _D.input_pipeline, config_lib.INPUT_PIPELINE
                   "are made: in_graph (inside the compiled train call: fastest on a CPU, one device), tf_data "
                   "(a tf.data pipeline, overlapping an accelerator), auto (in_graph on a CPU-only machine with "
                   "--strategy=default, else tf_data). The batches, hence the results, are the same.")
+flags.DEFINE_enum("keras", _D.keras, config_lib.KERAS_LINES, "Which Keras trains the study: 2 (tf_keras + "
+                  "tfmot wrappers, the default) or 3 (the Keras 3 path, keras_sdd.keras3: kernel masks on variable "
+                  "constraints; --study=sdd on fcn / lenet300_100 with between-round pruning and lr_rewind).")
 # --- distillation (--study=kd) ------------------------------------------------------------------------------
 flags.DEFINE_string("teacher", _D.teacher, "Teacher: a study directory (its dense round), DIR:best (highest "
                     "validation accuracy), DIR:round=K, or a saved Keras model file.")
@@ -216,11 +219,18 @@ def main(argv):
             teacher_dir = parse_teacher(config.teacher)["path"]
             kind_options["teacher_config"] = teacher_config(config.teacher_flagfile, teacher_dir)
         from keras_sdd import process
-        from keras_sdd.study import runner
 
         process.setup_for(config)
         process.warn_slow_options(config)
-        summary = runner.run_study(config, record_files={"flags.txt": FLAGS.flags_into_string()}, **kind_options)
+        record = {"flags.txt": FLAGS.flags_into_string()}
+        if config.keras == "3":
+            from keras_sdd.keras3 import study as keras3_study
+
+            summary = keras3_study.run_study(config, record)
+        else:
+            from keras_sdd.study import runner
+
+            summary = runner.run_study(config, record_files=record, **kind_options)
     except (ConfigError, OSError) as e:   # OSError: a failed write (full disk), one line naming the path
         console.refuse(e)
     print(f"study written to {config.logdir} ({summary['rounds_done']} rounds); "

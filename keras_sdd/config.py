@@ -23,6 +23,7 @@ MIXED_PRECISION = ("none", "bfloat16", "float16")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 INPUT_PIPELINES = ("auto", "in_graph", "tf_data")
 GMM_TASKS = ("linear", "xor")
+KERAS_LINES = ("2", "3")                # 2: tf_keras + tfmot (default); 3: the Keras 3 path (keras_sdd.keras3)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +110,7 @@ class StudyConfig:
     jit_compile: bool = False               # XLA-compile the train step
     strategy: str = "default"               # tf.distribute: default | mirrored | multi_worker | tpu
     input_pipeline: str = "auto"            # auto | in_graph | tf_data: where training batches are made
+    keras: str = "2"                        # 2: tf_keras + tfmot; 3: Keras 3 (keras_sdd.keras3.study; sdd on FCNs)
 
     # ------------------------------------------------------------------------------------------------
     def to_dict(self) -> Dict[str, Any]:
@@ -281,6 +283,31 @@ def validate(config: StudyConfig) -> StudyConfig:
                           f"tfmot's own wrapper behind --prune_method={c.prune_method} breaks under mixed precision")
     if c.noise_type == "none" and c.noise_rate:
         raise ConfigError("--noise_rate must be 0 with --noise_type=none")
+    _choice("keras", c.keras, KERAS_LINES)
+    if c.keras == "3":
+        check_keras3(c, methods.is_gradual(c.prune_method))
     data.validate(c.dataset, **c.data_options())
     models.validate(c.model, **{k: v for k, v in c.model_options().items() if k != "seed"})
     return c
+
+
+#: Models the Keras 3 study runner builds (``keras_sdd.keras3.study``).
+KERAS3_MODELS = ("fcn", "lenet300_100")
+
+
+def check_keras3(c: StudyConfig, gradual: bool) -> None:
+    """Refuses, in one line naming each, the settings the Keras 3 study runner does not support."""
+    bad = [f"--{name}={value} ({why})" for name, value, why, ok in (
+        ("study", c.study, "only sdd", c.study == "sdd"),
+        ("model", c.model, f"only {', '.join(KERAS3_MODELS)}", c.model in KERAS3_MODELS),
+        ("prune_method", c.prune_method, "tfmot's gradual schedules are Keras 2 only", not gradual),
+        ("retrain", c.retrain, "only lr_rewind", c.retrain == "lr_rewind"),
+        ("strategy", c.strategy, "only default", c.strategy == "default"),
+        ("mixed_precision", c.mixed_precision, "only none", c.mixed_precision == "none"),
+        ("jit_compile", c.jit_compile, "Keras 3 decides per backend", not c.jit_compile),
+        ("input_pipeline", c.input_pipeline, "batches come from tf.data", c.input_pipeline != "in_graph"),
+        ("eval_every_epochs", c.eval_every_epochs, "rounds are evaluated at their end", not c.eval_every_epochs),
+        ("resume_from_round", c.resume_from_round, "--resume restarts the first unrecorded round",
+         c.resume_from_round < 0)) if not ok]
+    if bad:
+        raise ConfigError(f"--keras=3 does not support {'; '.join(bad)}; drop them or use --keras=2")
