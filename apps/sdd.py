@@ -219,18 +219,11 @@ def main(argv):
             teacher_dir = parse_teacher(config.teacher)["path"]
             kind_options["teacher_config"] = teacher_config(config.teacher_flagfile, teacher_dir)
         from keras_sdd import process
+        from keras_sdd.study import runner
 
         process.setup_for(config)
         process.warn_slow_options(config)
-        record = {"flags.txt": FLAGS.flags_into_string()}
-        if config.keras == "3":
-            from keras_sdd.keras3 import study as keras3_study
-
-            summary = keras3_study.run_study(config, record)
-        else:
-            from keras_sdd.study import runner
-
-            summary = runner.run_study(config, record_files=record, **kind_options)
+        summary = runner.run_study(config, record_files={"flags.txt": FLAGS.flags_into_string()}, **kind_options)
     except (ConfigError, OSError) as e:   # OSError: a failed write (full disk), one line naming the path
         console.refuse(e)
     print(f"study written to {config.logdir} ({summary['rounds_done']} rounds); "

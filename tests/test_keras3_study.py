@@ -34,7 +34,7 @@ def pair(tmp_path_factory):
     c2 = StudyConfig(**{**TINY, "logdir": str(root / "k2")})
     c3 = c2.replace(logdir=str(root / "k3"), keras="3")
     s2 = runner.run_study(c2)
-    s3 = k3study.run_study(c3)
+    s3 = runner.run_study(c3)   # dispatches on config.keras
     return c2, c3, s2, s3
 
 
@@ -174,3 +174,14 @@ def test_execution_steps_divide_the_epoch():
     assert k3study.execution_steps(71, 100) == 71          # the quickstart: one call per epoch
     assert k3study.execution_steps(469, 100) == 67
     assert k3study.execution_steps(7, 1) == 1 and k3study.execution_steps(12, 5) == 4
+
+
+def test_app_on_the_jax_backend_keeps_the_same_sparsities(run_keras3, tmp_path):
+    """Under JAX the compiled step captures the masks: the study rebuilds it after each pruning, so no pruned
+    weight comes back (non-zero kernels = unpruned ones) and the sparsities are the tf_keras run's."""
+    proc = run_keras3(["-m", "apps.sdd", *TINY_FLAGS, f"--logdir={tmp_path / 'j'}"], backend="jax")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    rows = read_rounds(tmp_path / "j")
+    assert [r["sparsity"] for r in rows] == [0.0, 0.5, 0.75, 0.875]
+    assert [r["nonzero_weights"] for r in rows] == [192, 96, 48, 24]
+    assert json.loads((tmp_path / "j" / "summary.json").read_text())["keras"]["backend"] == "jax"

@@ -1,5 +1,6 @@
-"""The SDD study on the Keras 3 path (``python -m apps.sdd ... --keras=3``): the same rounds, data stream, masks and
-study directory as the tf_keras runner (``keras_sdd.study.runner``), trained by a plain Keras 3 model.
+"""The SDD study on the Keras 3 path (``python -m apps.sdd ... --keras=3``; ``runner.run_study`` dispatches here on
+``config.keras``): the same rounds, data stream, masks and study directory as the tf_keras runner
+(``keras_sdd.study.runner``), trained by a plain Keras 3 model.
 
 What is the same: the data bundle and its training stream (round k, epoch e visits the batches drawn from
 ``(seed, "shuffle", k)`` and e), the round targets (``round_targets``), the shared numpy mask selection

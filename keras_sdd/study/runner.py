@@ -381,6 +381,10 @@ def run_study(config: StudyConfig, record_files: Optional[Dict[str, str]] = None
     from keras_sdd.study import kinds
 
     config = validate(config)
+    if config.keras == "3":   # --keras=3: the same study on the Keras 3 path
+        from keras_sdd.keras3 import study as keras3_study
+
+        return keras3_study.run_study(config, record_files)
     return kinds.STUDY_KINDS.get(config.study).run(config, record_files, **kind_options)
 
 
