@@ -48,20 +48,12 @@ from keras_sdd.pruning.methods import PRUNING_METHODS
 from keras_sdd.pruning.scope import PruneScope
 from keras_sdd.study import directory, evaluate, paths
 from keras_sdd.study.board import StudyBoard, curve_png
+from keras_sdd.study.round_plan import epochs_of_round, round_targets
 from keras_sdd.study.records import RoundRecords, atomic_write_json, is_number, read_rounds
 from keras_sdd.study.storage import writing
+from keras_sdd.study.summary import early_stop_entry, study_summary
 
 __all__ = ["run_study", "plan", "round_targets", "execution_steps", "weights_path", "masks_path"]
-
-
-def round_targets(config: StudyConfig) -> List[float]:
-    """Target global sparsity of every round, round 0 (dense) included: ``keras_sdd.study.assemble``'s rule."""
-    targets = mask_lib.round_targets(config.prune_fraction, config.final_sparsity)
-    return [0.0] + (targets[: config.max_rounds] if config.max_rounds else targets)
-
-
-def epochs_of_round(config: StudyConfig, k: int) -> int:
-    return config.epochs if k == 0 else config.round_epochs
 
 
 def weights_path(root, k: int) -> pathlib.Path:
@@ -357,36 +349,8 @@ class Keras3Study:
 
     def summary(self, rows: List[Dict[str, Any]], wall: float) -> Dict[str, Any]:
         """The keys of the tf_keras runner's summary, plus ``keras`` (version and backend)."""
-        c = self.config
-        planned = len(round_targets(c))
-        early = None
-        if self.early is not None:
-            early = {"fired": self.early.fired_at is not None, "stop_round": self.early.fired_at,
-                     "kept_round": self.early.best_round, "reason": self.early.reason,
-                     "patience": c.early_stop_patience, "tolerance": c.early_stop_tolerance}
-        test = [r["test_accuracy"] for r in rows]
-        val = [r["val_accuracy"] if is_number(r["val_accuracy"]) else float("nan") for r in rows]
-        best_val = int(np.nanargmax(val)) if any(v == v for v in val) else None
-        best = curves.best_pruned(rows)
-        effective = {
-            "count": "nonzero_weights: non-zero kernel weights (Dense/Conv/attention, output layer included; "
-                     "biases and normalisation excluded), seed 2's Definition 2",
-            **{sel: ({"round": b["round"], "value": b["effective_params"], "column": b["effective_params_column"],
-                      "test_accuracy": b["test_accuracy"]} if b else None) for sel, b in best.items()}}
-        return {
-            "study": c.study, "config": c.to_dict(), "dataset": self.bundle.info.to_dict(),
-            "params": {"prunable": int(sum(int(np.prod(v.shape)) for v in self.kernels.values())),
-                       "total": self.params_total},
-            "rounds_planned": planned, "rounds_done": len(rows),
-            "complete": len(rows) == planned or bool(early and early["fired"]), "early_stop": early,
-            "dense_test_accuracy": test[0] if test else None,
-            "best_val_round": best_val,
-            "best_val_round_sparsity": rows[best_val]["sparsity"] if best_val is not None else None,
-            "best_val_round_test_accuracy": rows[best_val]["test_accuracy"] if best_val is not None else None,
-            "effective_params": effective,
-            "train_flops_total": {"dense (seed 1)": rows[-1].get("train_flops_dense_cum") if rows else None,
-                                  "sparse-aware": rows[-1].get("train_flops_cum") if rows else None},
-            "wall_time_s_this_run": wall,
-            "wall_time_s_all_rounds": float(sum(r["wall_time_s"] or 0.0 for r in rows)),
-            "keras": {"version": keras.__version__, "backend": keras.backend.backend()},
-        }
+        params = {"prunable": int(sum(int(np.prod(v.shape)) for v in self.kernels.values())),
+                  "total": self.params_total}
+        return {**study_summary(self.config, rows, dataset=self.bundle.info.to_dict(), params=params,
+                                early=early_stop_entry(self.config, self.early), wall=wall),
+                "keras": {"version": keras.__version__, "backend": keras.backend.backend()}}

@@ -17,18 +17,10 @@ from keras_sdd import data, models, seeds
 from keras_sdd.config import StudyConfig
 from keras_sdd.errors import ConfigError
 from keras_sdd.models.params import ParamCount
-from keras_sdd.pruning import masks as mask_lib
+from keras_sdd.study.round_plan import epochs_of_round, round_targets
 from keras_sdd.pruning import methods, tfmot_bridge
 from keras_sdd.training import in_graph_train, policy
 from keras_sdd.training.retrain import Retrainer, Snapshot, snapshot
-
-
-def round_targets(config: StudyConfig) -> List[float]:
-    """Target global sparsity of every round, round 0 (dense) included."""
-    targets = mask_lib.round_targets(config.prune_fraction, config.final_sparsity)
-    if config.max_rounds:
-        targets = targets[: config.max_rounds]
-    return [0.0] + targets
 
 
 #: --mixed_precision -> Keras dtype policy.
@@ -183,10 +175,6 @@ def assemble(config: StudyConfig, *, teacher: Optional[tf_keras.Model] = None, s
             in_graph_train.use_in_graph_batches(model, bundle.in_graph_batches(c.batch_size, cached))
     return Assembly(c, bundle, student, model, optimizer, schedule, models.count_params(student),
                     steps_per_epoch, gradual, cached, in_graph)
-
-
-def epochs_of_round(config: StudyConfig, round_index: int) -> int:
-    return config.epochs if round_index == 0 else config.round_epochs
 
 
 __all__ = ["Assembly", "assemble", "round_targets", "build_student", "wrap_student", "check_rewind_step",
