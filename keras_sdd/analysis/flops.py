@@ -38,15 +38,10 @@ import numpy as np
 import tf_keras
 from tf_keras.src.layers.convolutional.base_conv import Conv
 
+from keras_sdd import flops_formulas as ff
+from keras_sdd.flops_formulas import MINOR, activation_flops  # noqa: F401  (part of this module's API)
 from keras_sdd.models import vit
 from keras_sdd.models.params import unwrap, walk_layers
-
-#: FLOPs per element of the minor (non-matmul) operations; see the module docstring.
-MINOR = {"bias": 1, "batch_norm": 2, "layer_norm": 7, "softmax": 5, "piecewise": 1, "nonlinear": 4,
-         "add": 1, "scale": 1}
-
-_PIECEWISE = {"relu", "relu6", "leaky_relu", "hard_sigmoid", "hard_silu", "hard_swish"}
-_FREE = {"linear", None, ""}
 
 L = tf_keras.layers
 _MERGE_N_MINUS_1 = (L.Add, L.Subtract, L.Multiply, L.Maximum, L.Minimum)
@@ -77,39 +72,11 @@ class FlopsReport:
     prunable_dense: float = 0.0
 
 
-def activation_flops(activation) -> int:
-    """FLOPs per element of a Keras activation (a function or its name)."""
-    name = activation if isinstance(activation, str) or activation is None else getattr(activation, "__name__", "")
-    if name in _FREE:
-        return 0
-    if name in ("softmax", "log_softmax"):
-        return MINOR["softmax"]
-    return MINOR["piecewise"] if name in _PIECEWISE else MINOR["nonlinear"]
-
-
 def _per_example(shape) -> int:
     dims = list(shape)[1:]
     if any(d is None for d in dims):
         raise ValueError(f"FLOPs need static shapes; got {tuple(shape)}")
     return int(np.prod(dims, dtype=np.int64))
-
-
-def _einsum(equation: str, in_shape: tuple, kernel_shape) -> float:
-    """2 × the product of every index's size (batch counted 1): the multiply-adds of ``input, kernel -> out``."""
-    operands = equation.split("->")[0]
-    in_spec, k_spec = operands.split(",")
-    sizes: Dict[str, int] = {}
-    dims = [1] + [int(d) for d in in_shape[1:]]  # per example
-    ellipsis = 1
-    if "..." in in_spec:
-        head, tail = in_spec.split("...")
-        n_ell = len(dims) - len(head) - len(tail)
-        ellipsis = int(np.prod(dims[len(head):len(head) + n_ell], dtype=np.int64))
-        dims = dims[:len(head)] + dims[len(head) + n_ell:]
-        in_spec = head + tail
-    sizes.update(zip(in_spec, dims))
-    sizes.update(zip(k_spec, (int(d) for d in kernel_shape)))
-    return 2.0 * ellipsis * float(np.prod(list(sizes.values()), dtype=np.float64))
 
 
 def _shape_list(shapes) -> List[tuple]:
@@ -146,20 +113,11 @@ def _mha_lengths(node, in_shapes) -> Tuple[int, int]:
 
 
 def _mha(inner, node, in_shapes, out_n) -> Tuple[float, float]:
-    q_k, k_k, v_k, o_k = (inner._query_dense.kernel, inner._key_dense.kernel,  # pylint: disable=protected-access
-                          inner._value_dense.kernel, inner._output_dense.kernel)
+    # pylint: disable=protected-access
     tq, tk = _mha_lengths(node, in_shapes)
-    heads, key_dim = int(q_k.shape[1]), int(q_k.shape[2])
-    value_dim = int(v_k.shape[2])
-    d_out = int(np.prod(o_k.shape[2:], dtype=np.int64))
-    proj = 2.0 * (tq * int(q_k.shape[0]) * heads * key_dim + tk * int(k_k.shape[0]) * heads * key_dim
-                  + tk * int(v_k.shape[0]) * heads * value_dim + tq * heads * value_dim * d_out)
-    scores = heads * tq * tk
-    core = (2.0 * scores * key_dim + 2.0 * scores * value_dim + MINOR["scale"] * tq * heads * key_dim
-            + MINOR["softmax"] * scores)
-    bias = (tq * heads * key_dim + tk * heads * key_dim + tk * heads * value_dim + tq * d_out) if inner._use_bias \
-        else 0  # pylint: disable=protected-access
-    return proj, core + MINOR["bias"] * bias
+    return ff.multi_head_attention(inner._query_dense.kernel.shape, inner._key_dense.kernel.shape,
+                                   inner._value_dense.kernel.shape, inner._output_dense.kernel.shape, tq, tk,
+                                   inner._use_bias)
 
 
 def _dot_product_attention(inner, in_shapes) -> float:
@@ -181,25 +139,20 @@ def _one_call(inner, node, in_shapes, out_shapes) -> Tuple[float, float]:
     if hasattr(inner, "activation") and not isinstance(inner, L.Activation):
         extra += activation_flops(getattr(inner, "activation", None)) * out_n
     if isinstance(inner, L.Dense):
-        d_in, d_out = (int(d) for d in inner.kernel.shape)
-        return 2.0 * (out_n // d_out) * d_in * d_out, extra
+        return ff.dense(inner.kernel.shape, out_n), extra
     if isinstance(inner, L.EinsumDense):
         bias = MINOR["bias"] * out_n if getattr(inner, "bias", None) is not None else 0
-        return _einsum(inner.equation, in_shapes[0], inner.kernel.shape), extra + bias
+        return ff.einsum(inner.equation, in_shapes[0], inner.kernel.shape), extra + bias
     if isinstance(inner, _TRANSPOSED):
-        k = inner.kernel.shape  # (*window, c_out, c_in)
-        return 2.0 * int(np.prod(k[:-2], dtype=np.int64)) * int(k[-2]) * in_n, extra
-    if isinstance(inner, _SEPARABLE):
-        dk = inner.depthwise_kernel.shape  # (*window, c_in, multiplier)
-        window, mid = int(np.prod(dk[:-2], dtype=np.int64)), int(dk[-2]) * int(dk[-1])
-        positions = out_n // int(inner.pointwise_kernel.shape[-1])
-        return 2.0 * mid * out_n, 2.0 * window * positions * mid + extra  # the pointwise kernel is the pruned one
+        return ff.conv_transpose(inner.kernel.shape, in_n), extra
+    if isinstance(inner, _SEPARABLE):  # the pointwise kernel is the pruned one
+        pointwise, depthwise_part = ff.separable(inner.depthwise_kernel.shape,
+                                                 inner.pointwise_kernel.shape[-1], out_n)
+        return pointwise, depthwise_part + extra
     if isinstance(inner, _DEPTHWISE):
-        dk = inner.depthwise_kernel.shape
-        return 2.0 * int(np.prod(dk[:-2], dtype=np.int64)) * out_n, extra
+        return ff.depthwise(inner.depthwise_kernel.shape, out_n), extra
     if isinstance(inner, Conv) and hasattr(inner, "kernel"):
-        k = inner.kernel.shape  # (*window, c_in / groups, c_out)
-        return 2.0 * int(np.prod(k[:-1], dtype=np.int64)) * out_n, extra
+        return ff.conv(inner.kernel.shape, out_n), extra
     if isinstance(inner, L.MultiHeadAttention):
         return _mha(inner, node, in_shapes, out_n)
     if isinstance(inner, vit.DotProductAttention):
@@ -207,27 +160,27 @@ def _one_call(inner, node, in_shapes, out_shapes) -> Tuple[float, float]:
     if isinstance(inner, vit.PositionEmbedding):
         return 0.0, float(MINOR["add"] * out_n)
     if isinstance(inner, L.BatchNormalization):
-        return 0.0, float(MINOR["batch_norm"] * out_n)
+        return 0.0, ff.minor("batch_norm", out_n)
     if isinstance(inner, L.LayerNormalization):
-        return 0.0, float(MINOR["layer_norm"] * out_n)
+        return 0.0, ff.minor("layer_norm", out_n)
     if isinstance(inner, (L.Rescaling, L.Normalization)):
-        return 0.0, 2.0 * out_n
+        return 0.0, ff.minor("rescaling", out_n)
     if isinstance(inner, L.Softmax):
-        return 0.0, float(MINOR["softmax"] * out_n)
+        return 0.0, ff.minor("softmax", out_n)
     if isinstance(inner, (L.ReLU, L.LeakyReLU, L.PReLU, L.ThresholdedReLU)):
-        return 0.0, float(MINOR["piecewise"] * out_n)
+        return 0.0, ff.minor("piecewise", out_n)
     if isinstance(inner, L.ELU):
-        return 0.0, float(MINOR["nonlinear"] * out_n)
+        return 0.0, ff.minor("nonlinear", out_n)
     if isinstance(inner, L.Activation):
-        return 0.0, float(activation_flops(inner.activation) * out_n)
+        return 0.0, ff.minor("activation", out_n, activation=inner.activation)
     if isinstance(inner, _MERGE_N_MINUS_1):
-        return 0.0, float(MINOR["add"] * out_n * (len(in_shapes) - 1))
+        return 0.0, ff.minor("merge", out_n, n_inputs=len(in_shapes))
     if isinstance(inner, L.Average):
-        return 0.0, float(MINOR["add"] * out_n * len(in_shapes))
+        return 0.0, ff.minor("average", out_n, n_inputs=len(in_shapes))
     if isinstance(inner, _WINDOW_POOLS):
-        return 0.0, float(int(np.prod(inner.pool_size, dtype=np.int64)) * out_n)
+        return 0.0, ff.minor("pool", out_n, pool_size=inner.pool_size)
     if isinstance(inner, _GLOBAL_POOLS):
-        return 0.0, float(in_n)
+        return 0.0, ff.minor("global_pool", out_n, in_n=in_n)
     return 0.0, 0.0
 
 

@@ -21,15 +21,11 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_sdd import flops_formulas as ff
 from keras_sdd.errors import ConfigError
+from keras_sdd.flops_formulas import MINOR, activation_flops  # noqa: F401  (part of this module's API)
 from keras_sdd.keras3.kernel_masks import _kernels_of, get_masks, prune_root
 from keras_sdd.keras_line import require_keras3_model
-
-#: FLOPs per element of the minor operations (the values of ``keras_sdd.analysis.flops.MINOR``).
-MINOR = {"bias": 1, "batch_norm": 2, "layer_norm": 7, "softmax": 5, "piecewise": 1, "nonlinear": 4,
-         "add": 1, "scale": 1}
-_PIECEWISE = {"relu", "relu6", "leaky_relu", "hard_sigmoid", "hard_silu", "hard_swish"}
-_FREE = {"linear", None, ""}
 
 L = keras.layers
 _TRANSPOSED = (L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose)
@@ -47,33 +43,8 @@ _COUNTED = _WEIGHTED + (L.BatchNormalization, L.LayerNormalization, L.Rescaling,
     + _WINDOW_POOLS + _GLOBAL_POOLS
 
 
-def activation_flops(activation) -> int:
-    """FLOPs per element of a Keras activation (a function or its name)."""
-    name = activation if isinstance(activation, str) or activation is None else getattr(activation, "__name__", "")
-    if name in _FREE:
-        return 0
-    if name in ("softmax", "log_softmax"):
-        return MINOR["softmax"]
-    return MINOR["piecewise"] if name in _PIECEWISE else MINOR["nonlinear"]
-
-
 def _n(shape) -> int:
     return int(np.prod([int(d) for d in tuple(shape)[1:]], dtype=np.int64))
-
-
-def _einsum(equation: str, in_shape: tuple, kernel_shape) -> float:
-    in_spec, k_spec = equation.split("->")[0].split(",")
-    dims = [1] + [int(d) for d in in_shape[1:]]
-    ellipsis = 1
-    if "..." in in_spec:
-        head, tail = in_spec.split("...")
-        n_ell = len(dims) - len(head) - len(tail)
-        ellipsis = int(np.prod(dims[len(head):len(head) + n_ell], dtype=np.int64))
-        dims = dims[:len(head)] + dims[len(head) + n_ell:]
-        in_spec = head + tail
-    sizes = dict(zip(in_spec, dims))
-    sizes.update(zip(k_spec, (int(d) for d in kernel_shape)))
-    return 2.0 * ellipsis * float(np.prod(list(sizes.values()), dtype=np.float64))
 
 
 def _shapes(tree) -> List[tuple]:
@@ -87,18 +58,9 @@ def _mha(layer, args, kwargs) -> Tuple[float, float]:
     key = args[2] if len(args) > 2 else kwargs.get("key")
     key = value if key is None else key
     tq, tk = _n(tuple(query.shape)[:-1] + (1,)), _n(tuple(key.shape)[:-1] + (1,))
-    q_k, k_k, v_k, o_k = (layer._query_dense.kernel, layer._key_dense.kernel, layer._value_dense.kernel,
-                          layer._output_dense.kernel)
-    heads, key_dim, value_dim = int(q_k.shape[1]), int(q_k.shape[2]), int(v_k.shape[2])
-    d_out = int(np.prod(o_k.shape[2:], dtype=np.int64))
-    proj = 2.0 * (tq * int(q_k.shape[0]) * heads * key_dim + tk * int(k_k.shape[0]) * heads * key_dim
-                  + tk * int(v_k.shape[0]) * heads * value_dim + tq * heads * value_dim * d_out)
-    scores = heads * tq * tk
-    core = (2.0 * scores * key_dim + 2.0 * scores * value_dim + MINOR["scale"] * tq * heads * key_dim
-            + MINOR["softmax"] * scores)
-    bias = (tq * heads * key_dim + tk * heads * key_dim + tk * heads * value_dim + tq * d_out) if layer._use_bias \
-        else 0
-    return proj, core + MINOR["bias"] * bias
+    return ff.multi_head_attention(layer._query_dense.kernel.shape, layer._key_dense.kernel.shape,
+                                   layer._value_dense.kernel.shape, layer._output_dense.kernel.shape, tq, tk,
+                                   layer._use_bias)
 
 
 def _one_call(layer, args, kwargs, outputs) -> Tuple[float, float]:
@@ -114,47 +76,42 @@ def _one_call(layer, args, kwargs, outputs) -> Tuple[float, float]:
     if hasattr(layer, "activation") and not isinstance(layer, L.Activation):
         extra += activation_flops(getattr(layer, "activation", None)) * out_n
     if isinstance(layer, L.Dense):
-        d_in, d_out = (int(d) for d in layer.kernel.shape)
-        return 2.0 * (out_n // d_out) * d_in * d_out, extra
+        return ff.dense(layer.kernel.shape, out_n), extra
     if isinstance(layer, L.EinsumDense):
         bias = MINOR["bias"] * out_n if getattr(layer, "bias", None) is not None else 0
-        return _einsum(layer.equation, in_shapes[0], layer.kernel.shape), extra + bias
+        return ff.einsum(layer.equation, in_shapes[0], layer.kernel.shape), extra + bias
     if isinstance(layer, _TRANSPOSED):
-        k = layer.kernel.shape  # (*window, c_out, c_in)
-        return 2.0 * int(np.prod(k[:-2], dtype=np.int64)) * int(k[-2]) * in_n, extra
-    if isinstance(layer, _SEPARABLE):
-        dk = layer.depthwise_kernel.shape  # (*window, c_in, multiplier)
-        window, mid = int(np.prod(dk[:-2], dtype=np.int64)), int(dk[-2]) * int(dk[-1])
-        positions = out_n // int(layer.pointwise_kernel.shape[-1])
-        return 2.0 * mid * out_n + 2.0 * window * positions * mid, extra
+        return ff.conv_transpose(layer.kernel.shape, in_n), extra
+    if isinstance(layer, _SEPARABLE):  # both kernels are masked on this path
+        pointwise, depthwise_part = ff.separable(layer.depthwise_kernel.shape,
+                                                 layer.pointwise_kernel.shape[-1], out_n)
+        return pointwise + depthwise_part, extra
     if isinstance(layer, _DEPTHWISE):
-        dk = layer.kernel.shape
-        return 2.0 * int(np.prod(dk[:-2], dtype=np.int64)) * out_n, extra
+        return ff.depthwise(layer.kernel.shape, out_n), extra
     if isinstance(layer, _CONV):
-        k = layer.kernel.shape  # (*window, c_in / groups, c_out)
-        return 2.0 * int(np.prod(k[:-1], dtype=np.int64)) * out_n, extra
+        return ff.conv(layer.kernel.shape, out_n), extra
     if isinstance(layer, L.BatchNormalization):
-        return 0.0, float(MINOR["batch_norm"] * out_n)
+        return 0.0, ff.minor("batch_norm", out_n)
     if isinstance(layer, L.LayerNormalization):
-        return 0.0, float(MINOR["layer_norm"] * out_n)
+        return 0.0, ff.minor("layer_norm", out_n)
     if isinstance(layer, (L.Rescaling, L.Normalization)):
-        return 0.0, 2.0 * out_n
+        return 0.0, ff.minor("rescaling", out_n)
     if isinstance(layer, L.Softmax):
-        return 0.0, float(MINOR["softmax"] * out_n)
+        return 0.0, ff.minor("softmax", out_n)
     if isinstance(layer, (L.ReLU, L.LeakyReLU, L.PReLU)):
-        return 0.0, float(MINOR["piecewise"] * out_n)
+        return 0.0, ff.minor("piecewise", out_n)
     if isinstance(layer, L.ELU):
-        return 0.0, float(MINOR["nonlinear"] * out_n)
+        return 0.0, ff.minor("nonlinear", out_n)
     if isinstance(layer, L.Activation):
-        return 0.0, float(activation_flops(layer.activation) * out_n)
+        return 0.0, ff.minor("activation", out_n, activation=layer.activation)
     if isinstance(layer, _MERGE_N_MINUS_1):
-        return 0.0, float(MINOR["add"] * out_n * (len(in_shapes) - 1))
+        return 0.0, ff.minor("merge", out_n, n_inputs=len(in_shapes))
     if isinstance(layer, L.Average):
-        return 0.0, float(MINOR["add"] * out_n * len(in_shapes))
+        return 0.0, ff.minor("average", out_n, n_inputs=len(in_shapes))
     if isinstance(layer, _WINDOW_POOLS):
-        return 0.0, float(int(np.prod(layer.pool_size, dtype=np.int64)) * out_n)
+        return 0.0, ff.minor("pool", out_n, pool_size=layer.pool_size)
     if isinstance(layer, _GLOBAL_POOLS):
-        return 0.0, float(in_n)
+        return 0.0, ff.minor("global_pool", out_n, in_n=in_n)
     return 0.0, 0.0
 
 
