@@ -34,13 +34,16 @@ def finish(fig, ax, xlabel: str, ylabel: str, *, log_x: bool = True, invert_x: b
 
 
 def accuracy_vs_params(groups: Sequence[Group]) -> Optional[bytes]:
-    """Test (solid) and train-on-noisy-labels (dashed) accuracy against remaining parameters, log x-axis as the
+    """Test (solid) and train-on-noisy-labels (dashed) accuracy against remaining kernel weights, log x-axis as the
     papers draw it; one colour per group, a band of ± one std over replicates; each group's validation-chosen
     best round dotted; for a single study also its SDD phases shaded."""
+    # the papers' x-axis: remaining (non-zero) kernel weights; an older study without them: all parameters
+    key = ("nonzero_weights" if all(r.get("nonzero_weights") is not None for g in groups for m in g.members
+                                    for r in m.rows) else "remaining_params")
     fig, (ax,) = _figure()
     drawn = False
     for i, g in enumerate(groups):
-        params, _ = g.mean_std("remaining_params")
+        params, _ = g.mean_std(key)
         colour = f"C{i % 10}"
         for key, style, suffix in (("test_accuracy", "-", "test"), ("train_noisy_accuracy", "--", "train (noisy)")):
             mean, std = g.mean_std(key)
@@ -59,14 +62,15 @@ def accuracy_vs_params(groups: Sequence[Group]) -> Optional[bytes]:
     if not drawn:
         return None
     if len(groups) == 1 and len(groups[0].members) == 1:   # one study: its best round and its phases
-        mark_best_and_phases(ax, groups[0].members[0].rows, lambda r: r.get("remaining_params") or float("nan"))
+        mark_best_and_phases(ax, groups[0].members[0].rows, lambda r: r.get(key) or float("nan"))
     elif len(groups) == 1:
-        params, _ = groups[0].mean_std("remaining_params")
+        params, _ = groups[0].mean_std(key)
         val, _ = groups[0].mean_std("val_accuracy")
         if not np.all(np.isnan(val)):
             best = int(np.nanargmax(val))
             ax.axvline(params[best], color="k", ls=":", lw=1, label=f"best pruned (mean val-chosen): round {best}")
-    return finish(fig, ax, "remaining parameters (log scale; pruning goes right)", "accuracy (%)", invert_x=True)
+    label = "non-zero kernel weights" if key == "nonzero_weights" else "remaining parameters (biases included)"
+    return finish(fig, ax, f"{label} (log scale; pruning goes right)", "accuracy (%)", invert_x=True)
 
 
 def ece_vs_sparsity(groups: Sequence[Group]) -> Optional[bytes]:
