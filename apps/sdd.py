@@ -116,6 +116,9 @@ flags.DEFINE_enum("input_pipeline", _D.input_pipeline, config_lib.INPUT_PIPELINE
                   "are made: in_graph (inside the compiled train call: fastest on a CPU, one device), tf_data "
                   "(a tf.data pipeline, overlapping an accelerator), auto (in_graph on a CPU-only machine with "
                   "--strategy=default, else tf_data). The batches, hence the results, are the same.")
+flags.DEFINE_integer("replicates", _D.replicates, "R > 1: R replicates of the study (seeds --seed..--seed+R-1, each "
+                     "in <logdir>/seed=S) trained packed in one model and one compiled step (FCN models, "
+                     "--study=sdd; see keras_sdd.study.packed).", lower_bound=1)
 # --- distillation (--study=kd) ------------------------------------------------------------------------------
 flags.DEFINE_string("teacher", _D.teacher, "Teacher: a study directory (its dense round), DIR:best (highest "
                     "validation accuracy), DIR:round=K, or a saved Keras model file.")

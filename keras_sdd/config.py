@@ -109,6 +109,7 @@ class StudyConfig:
     jit_compile: bool = False               # XLA-compile the train step
     strategy: str = "default"               # tf.distribute: default | mirrored | multi_worker | tpu
     input_pipeline: str = "auto"            # auto | in_graph | tf_data: where training batches are made
+    replicates: int = 1                     # >1: seeds seed..seed+R-1 trained packed in one model (study.packed)
 
     # ------------------------------------------------------------------------------------------------
     def to_dict(self) -> Dict[str, Any]:
@@ -281,6 +282,11 @@ def validate(config: StudyConfig) -> StudyConfig:
                           f"tfmot's own wrapper behind --prune_method={c.prune_method} breaks under mixed precision")
     if c.noise_type == "none" and c.noise_rate:
         raise ConfigError("--noise_rate must be 0 with --noise_type=none")
+    _range("replicates", c.replicates, 1)
+    if c.replicates > 1:
+        from keras_sdd.study.packed import check_packable  # local: the study package needs TensorFlow
+
+        check_packable(c)
     data.validate(c.dataset, **c.data_options())
     models.validate(c.model, **{k: v for k, v in c.model_options().items() if k != "seed"})
     return c
