@@ -66,8 +66,8 @@ def check_packable(c: StudyConfig) -> None:
         why = f"--study={c.study} is not packed (only --study=sdd); run the replicates as separate studies"
     elif c.model not in PACKABLE_MODELS:
         why = (f"--model={c.model} is not packed: only the fully connected models ({', '.join(PACKABLE_MODELS)}) "
-               "are; convolutional, BatchNorm and attention models (vgg_like, resnet*, vit) run one replicate "
-               "per study")
+               "are (vgg_like, resnet18 and resnet_small carry BatchNorm statistics, vit dropout and attention; "
+               "they run one replicate per study)")
     elif methods.is_gradual(c.prune_method):
         why = f"--prune_method={c.prune_method} prunes inside tfmot's own train step; packing needs a " \
               "between-round method (global_magnitude, layerwise_magnitude, random)"
