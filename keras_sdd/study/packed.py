@@ -21,7 +21,7 @@ R (the replicate's share). Kill-anywhere resume: every checkpoint is written for
 ``latest.json`` moves, so a resume restores every replicate at the newest position any of them reached.
 
 Refused (``check_packable``): other study kinds, models other than the FCNs, tfmot's gradual pruning,
-distribution strategies, mixed precision, per-epoch validation and early stopping.
+distribution strategies, mixed precision, XLA, per-epoch validation and early stopping.
 """
 from __future__ import annotations
 
@@ -75,6 +75,8 @@ def check_packable(c: StudyConfig) -> None:
         why = f"--strategy={c.strategy} is not packed; packed replicates run on one device"
     elif c.mixed_precision != "none":
         why = f"--mixed_precision={c.mixed_precision} is not packed; use --mixed_precision=none"
+    elif c.jit_compile:
+        why = "--jit_compile is not packed (XLA cannot compile the in-graph shuffle of the packed call)"
     elif c.eval_every_epochs:
         why = "--eval_every_epochs is not packed (replicates are evaluated at the end of each round)"
     elif c.early_stop_patience:
@@ -195,12 +197,13 @@ class PackedLoop:
                 self.loss_metrics[r].update_state(losses[r], sample_weight=tf.shape(y)[0])
                 self.acc_metrics[r].update_state(y, logits)
 
+
         def call(stream_seeds, epoch, start, length):
             plans = [b.plan({"seed": stream_seeds[r], "epoch": epoch}) for r, b in enumerate(batches)]
             for i in tf.range(length):
                 step(plans, start + i)
 
-        return tf.function(call, jit_compile=c.jit_compile or None)
+        return tf.function(call)
 
     def _train(self, k: int, start_epoch: int, epochs: int) -> Optional[List[EpochRecorder]]:
         """Trains round k of every replicate from ``start_epoch``; returns the recorders still to flush."""
