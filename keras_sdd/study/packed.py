@@ -145,6 +145,49 @@ def resume_position(plans: List[directory.Plan]) -> Tuple[List[Optional[pathlib.
 
 
 # ------------------------------------------------------------------------------------------------------------
+class PackedLogits:
+    """All replicates' logits on a split in one compiled call (each replicate on its own split's inputs, same
+    batches and ops as ``evaluate.SplitLogits``), made once per round and handed out per replicate:
+    ``for_replicate(r)`` stands in for that replicate's ``SplitLogits``. ``clear()`` after the weights change."""
+
+    def __init__(self, students, bundles, batch_size: int):
+        self.bundles, b = bundles, int(batch_size)
+        self._cache: Dict[str, List[np.ndarray]] = {}
+
+        def logits(xs):
+            n = tf.shape(xs[0], out_type=tf.int64)[0]
+            steps = (n + b - 1) // b
+            outs = [tf.TensorArray(tf.float32, size=tf.cast(steps, tf.int32), infer_shape=False) for _ in xs]
+            for i in tf.range(steps):
+                lo, hi = i * b, tf.minimum((i + 1) * b, n)
+                outs = [out.write(tf.cast(i, tf.int32),
+                                  tf.cast(student(bundle.normalize(x[lo:hi]), training=False), tf.float32))
+                        for out, student, bundle, x in zip(outs, students, bundles, xs)]
+            return [out.concat() for out in outs]
+        self._logits = tf.function(logits, reduce_retracing=True)
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+    def get(self, r: int, split: str) -> np.ndarray:
+        if split not in self._cache:
+            self._cache[split] = [t.numpy() for t in self._logits([b.raw_inputs(split) for b in self.bundles])]
+        return self._cache[split][r]
+
+    def for_replicate(self, r: int):
+        return lambda split: self.get(r, split)
+
+    @staticmethod
+    def applies(bundles) -> bool:
+        """One pass needs every replicate's splits of equal, non-zero sizes (the loop runs over one count)."""
+        for split in ("train", "val", "test"):
+            sizes = {0 if getattr(b, split) is None else len(getattr(b, split)) for b in bundles}
+            if len(sizes) != 1 or (0 in sizes and split != "val"):
+                return False
+        return True
+
+
+# ------------------------------------------------------------------------------------------------------------
 class PackedLoop:
     """Drives R ``RoundLoop``s (one per replicate: pruning, evaluation, records, checkpoints) in lockstep,
     training them with one compiled call."""
@@ -164,6 +207,12 @@ class PackedLoop:
                               f"({sorted(sizes)}); they cannot step together")
         self.steps_per_epoch = sizes.pop()
         self._call = self._make_call()
+        bundles = [loop.a.bundle for loop in loops]
+        self.logits = None
+        if PackedLogits.applies(bundles):   # else each replicate keeps its own SplitLogits
+            self.logits = PackedLogits([loop.a.student for loop in loops], bundles, max(c.batch_size, 256))
+            for r, loop in enumerate(loops):
+                loop.logits = self.logits.for_replicate(r)
 
     # ----------------------------------------------------------------------------------------------------
     def _make_call(self):
@@ -301,6 +350,8 @@ class PackedLoop:
             wall = (time.monotonic() - t0) / self.R
             reading = self.meter.end() if self.meter is not None else None
             accs = []
+            if self.logits is not None:
+                self.logits.clear()
             for r in todo:
                 loop = loops[r]
                 row = loop._evaluate(k, target, epochs, wall)   # pylint: disable=protected-access
