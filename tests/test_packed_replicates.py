@@ -126,3 +126,36 @@ def test_app_refuses_in_one_line_before_writing(tmp_path):
     assert res.returncode == 2
     assert res.stderr.strip().splitlines()[-1].startswith("error: --replicates=3: --model=resnet18 is not packed")
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_equals_uninterrupted(tmp_path):
+    """A real SIGKILL of the app mid-run (as soon as a replicate has a round-1 epoch checkpoint), then --resume."""
+    import os
+    import signal
+    import time
+
+    args = ["--dataset=gaussian_mixture", "--gmm_dim=10", "--gmm_train_size=2000", "--gmm_test_size=300",
+            "--model=fcn", "--width=16", "--epochs=6", "--batch_size=32", "--optimizer=adam",
+            "--learning_rate=0.01", "--lr_schedule=cosine", "--prune_fraction=0.5", "--max_rounds=2",
+            "--checkpoint_every_secs=0", "--threads=1", "--notrack_energy", "--replicates=3"]
+
+    def app(logdir, *extra):
+        log = open(tmp_path / f"{logdir.name}{len(extra)}.log", "w")   # a file: a full pipe would stall the app
+        return subprocess.Popen([sys.executable, "-m", "apps.sdd", *args, f"--logdir={logdir}", *extra], cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=log)
+
+    assert app(tmp_path / "whole").wait(timeout=600) == 0
+    cut = tmp_path / "cut"
+    proc = app(cut)
+    deadline = time.monotonic() + 600
+    while not list(cut.glob("seed=*/checkpoints/epoch-r001-*.index")) and proc.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before the kill"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    resumed = app(cut, "--resume")
+    assert resumed.wait(timeout=600) == 0, (tmp_path / "cut1.log").read_text()[-2000:]
+    for seed in (0, 1, 2):
+        same_results(read_rounds(cut / f"seed={seed}"), read_rounds(tmp_path / "whole" / f"seed={seed}"))
