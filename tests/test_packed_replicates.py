@@ -28,12 +28,24 @@ def same_results(a, b):
             assert va == vb, (ra["round"], col, va, vb)
 
 
-@pytest.mark.parametrize("retrain", [dict(retrain="lr_rewind"), dict(retrain="weight_rewind", rewind_step=6)],
-                         ids=["lr_rewind", "weight_rewind"])
-def test_packed_replicate_is_its_seeds_separate_study(tmp_path, tiny_config, retrain):
+@pytest.mark.parametrize("retrain,stacked", [
+    (dict(retrain="lr_rewind"), True), (dict(retrain="weight_rewind", rewind_step=6, l2=1e-3), True),
+    (dict(retrain="lr_rewind", l2=1e-3), False)], ids=["lr_rewind", "weight_rewind_l2", "branches_l2"])
+def test_packed_replicate_is_its_seeds_separate_study(tmp_path, tiny_config, retrain, stacked, monkeypatch):
+    from keras_sdd.study import packed as packed_lib
+
+    if not stacked:   # the fallback step: one branch per replicate
+        monkeypatch.setattr(packed_lib.StackedStep, "build", staticmethod(lambda *a: None))
+    built = []
+    original = packed_lib.PackedLoop.__init__
+
+    def spy(self, *a, **k):
+        original(self, *a, **k)
+        built.append(self.stacked is not None)
+    monkeypatch.setattr(packed_lib.PackedLoop, "__init__", spy)
     packed = tmp_path / "packed"
     summary = runner.run_study(tiny_config(packed, replicates=2, seed=3, **retrain))
-    assert summary["complete"] and summary["rounds_done"] == 2 * 4
+    assert summary["complete"] and summary["rounds_done"] == 2 * 4 and built == [stacked]
     for seed in (3, 4):
         member = packed / f"seed={seed}"
         alone = runner.run_study(tiny_config(tmp_path / f"alone{seed}", seed=seed, **retrain))

@@ -145,6 +145,189 @@ def resume_position(plans: List[directory.Plan]) -> Tuple[List[Optional[pathlib.
 
 
 # ------------------------------------------------------------------------------------------------------------
+class StackedStep:
+    """The packed train call on kernels with a leading replicate axis: each Dense layer of the R students becomes
+    one (R, in, out) kernel, one (R, in, out) mask and one (R, out) bias, so a step is one batched matmul per layer
+    and one optimizer update per variable for all R (the per-replicate graph has R times the ops; small models are
+    op-bound on a CPU). Used for the duration of a round's training: ``load()`` stacks the replicates' weights,
+    masks and optimizer slots; ``store()`` writes them back (before every checkpoint, rewind capture and the
+    round's end), where pruning, evaluation and checkpoints find them as in a separate study.
+
+    Exactly the per-replicate step: the masks are applied to the stored kernels before the forward pass
+    (``FixedMaskPruneLowMagnitude``), each replicate's loss is the mean cross-entropy of its own batch (plus its ℓ2
+    penalty), and the stacked optimizer — the replicates' optimizer and schedule, on stacked variables — is
+    elementwise, so its update of slice r is replicate r's (all replicates share step counts and learning
+    rates: same config, same steps). ``StackedStep.build`` returns None where this does not hold."""
+
+    def __init__(self, loops, layers, optimizer, batches, config: StudyConfig):
+        self.loops, self.layers, self.optimizer, self.config = loops, layers, optimizer, config
+        self.R = len(loops)
+        # per layer: (kernel vars, bias vars, mask vars or None, activation) over replicates -> stacked variables
+        self.kernels = [tf.Variable(tf.stack([k.numpy() for k in ks]), name=f"packed_kernel_{i}")
+                        for i, (ks, _, _, _) in enumerate(layers)]
+        self.biases = [tf.Variable(tf.stack([b.numpy() for b in bs]), name=f"packed_bias_{i}")
+                       for i, (_, bs, _, _) in enumerate(layers)]
+        self.masks = [None if ms is None else tf.Variable(tf.stack([m.numpy() for m in ms]), trainable=False,
+                                                          name=f"packed_mask_{i}")
+                      for i, (_, _, ms, _) in enumerate(layers)]
+        order = {id(v): i for i, v in enumerate(loops[0].a.student.trainable_variables)}
+        stacked = {}
+        for i, (ks, bs, _, _) in enumerate(layers):
+            stacked[order[id(ks[0])]], stacked[order[id(bs[0])]] = self.kernels[i], self.biases[i]
+        self.variables = [stacked[j] for j in range(len(order))]   # the students' own variable order
+        optimizer.build(self.variables)
+        self.loss_sum = tf.Variable(tf.zeros(self.R), trainable=False)
+        self.correct = tf.Variable(tf.zeros(self.R), trainable=False)
+        self.seen = tf.Variable(0.0, trainable=False)
+        l2 = float(config.l2)
+
+        gather = self._stacked_gather([loop.a.bundle for loop in loops], int(config.batch_size))
+
+        def step(plans, index):
+            if gather is not None:   # one gather for all replicates
+                x, y = gather(plans, index)
+            else:
+                data = [b.batch(p, index) for b, p in zip(batches, plans)]
+                x = tf.stack([tf.reshape(xb, (tf.shape(xb)[0], -1)) for xb, _ in data])   # (R, B, features)
+                y = tf.stack([tf.cast(yb, tf.int32) for _, yb in data])                   # (R, B)
+            for kernel, mask in zip(self.kernels, self.masks):
+                if mask is not None:
+                    kernel.assign(kernel * mask)
+            with tf.GradientTape() as tape:
+                h = x
+                for kernel, bias, (_, _, _, activation) in zip(self.kernels, self.biases, layers):
+                    h = activation(tf.matmul(h, kernel) + bias[:, None, :])
+                ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=h)
+                losses = tf.reduce_mean(ce, axis=1)                                     # (R,)
+                if l2:
+                    losses = losses + 0.5 * l2 * tf.add_n([tf.reduce_sum(tf.square(k), axis=[1, 2])
+                                                           for k in self.kernels])
+                total = tf.reduce_sum(losses)
+            grads = tape.gradient(total, self.variables)
+            optimizer.apply_gradients(zip(grads, self.variables))
+            batch = tf.cast(tf.shape(y)[1], tf.float32)
+            self.loss_sum.assign_add(losses * batch)
+            self.correct.assign_add(tf.reduce_sum(tf.cast(tf.equal(tf.argmax(h, axis=-1, output_type=tf.int32), y),
+                                                          tf.float32), axis=1))
+            self.seen.assign_add(batch)
+
+        def call(stream_seeds, epoch, start, length):
+            plans = [b.plan({"seed": stream_seeds[r], "epoch": epoch}) for r, b in enumerate(batches)]
+            for i in tf.range(length):
+                step(plans, start + i)
+
+        self.call = tf.function(call)
+
+    @staticmethod
+    def _stacked_gather(bundles, batch_size: int):
+        """``(plans, step) -> (x (R, B, features) float32, y (R, B) int32)``: every replicate's batch ``step``
+        (as ``DataBundle.in_graph_batches`` makes it) in one gather from the stacked training sets; None where
+        the bundles augment or normalise differently (then each replicate gathers its own)."""
+        if any(b.augment != "none" for b in bundles) or len({b.images for b in bundles}) != 1 or len(
+                {b.mean is None for b in bundles}) != 1:
+            return None
+        n, b = len(bundles[0].train), batch_size
+        with tf.device("/CPU:0"):
+            xs = tf.constant(np.stack([bd.train.x.reshape(n, -1) for bd in bundles]))
+            ys = tf.constant(np.stack([bd.train.y for bd in bundles]).astype(np.int32))
+        images = bundles[0].images
+        mean = std = None
+        if bundles[0].mean is not None:
+            feat = xs.shape[-1]
+            shape = bundles[0].train.x.shape[1:]
+            mean = tf.constant(np.stack([np.broadcast_to(bd.mean, shape).reshape(feat) for bd in bundles])[:, None])
+            std = tf.constant(np.stack([np.broadcast_to(1.0 / bd.std, shape).reshape(feat)
+                                        for bd in bundles])[:, None].astype(np.float32))
+
+        def gather(plans, step):
+            step = tf.cast(step, tf.int64)
+            lo, hi = step * b, tf.minimum((step + 1) * b, n)
+            idx = tf.stack([p["idx"][lo:hi] for p in plans])
+            x = tf.cast(tf.gather(xs, idx, batch_dims=1), tf.float32)
+            if images:
+                x = x * (1.0 / 255.0)
+            if mean is not None:
+                x = (x - mean) * std
+            return x, tf.gather(ys, idx, batch_dims=1)
+        return gather
+
+    @staticmethod
+    def build(loops, batches, config: StudyConfig) -> Optional["StackedStep"]:
+        """The stacked step of these replicates, or None where their students are not plain Dense stacks with
+        identically structured optimizers."""
+        from keras_sdd.models.params import unwrap, walk_layers
+        from keras_sdd.training import policy
+
+        per_replicate = []
+        for loop in loops:
+            layers = []
+            for _, layer in walk_layers(loop.a.student):
+                inner = unwrap(layer)
+                if isinstance(inner, tf_keras.layers.Dense):
+                    if not inner.use_bias:
+                        return None
+                    mask = None
+                    if isinstance(layer, tfmot_bridge.PruneLowMagnitude):
+                        pruned = [m for w, m, _ in layer.pruning_vars if w is inner.kernel]
+                        if len(pruned) != 1 or len(layer.pruning_vars) != 1:
+                            return None
+                        mask = pruned[0]
+                    layers.append((inner.kernel, inner.bias, mask, inner.activation))
+                elif inner.weights or not isinstance(inner, (tf_keras.layers.Flatten, tf_keras.layers.InputLayer)):
+                    return None
+            if len(loop.a.student.trainable_variables) != 2 * len(layers):
+                return None
+            per_replicate.append(layers)
+        if any(len(p) != len(per_replicate[0]) for p in per_replicate):
+            return None
+        layers = []
+        for i in range(len(per_replicate[0])):
+            ks, bs, ms, acts = zip(*(p[i] for p in per_replicate))
+            if any(m is None for m in ms) and any(m is not None for m in ms):
+                return None
+            layers.append((list(ks), list(bs), None if ms[0] is None else list(ms), acts[0]))
+        optimizer = policy.make_optimizer(config, loops[0].a.schedule)
+        stepper = StackedStep(loops, layers, optimizer, batches, config)
+        shapes_ok = len(optimizer.variables) == len(loops[0].a.optimizer.variables) and all(
+            tuple(sv.shape) in (tuple(v.shape), (len(loops),) + tuple(v.shape))
+            for sv, v in zip(optimizer.variables, loops[0].a.optimizer.variables))
+        return stepper if shapes_ok else None
+
+    def _slots(self):
+        """(stacked optimizer variable, [replicate r's], stacked?) in the optimizers' own variable order."""
+        per = [loop.a.optimizer.variables for loop in self.loops]
+        return [(sv, [p[j] for p in per], tuple(sv.shape) != tuple(per[0][j].shape))
+                for j, sv in enumerate(self.optimizer.variables)]
+
+    def load(self) -> None:
+        for i, (ks, bs, ms, _) in enumerate(self.layers):
+            self.kernels[i].assign(tf.stack(ks))
+            self.biases[i].assign(tf.stack(bs))
+            if ms is not None:
+                self.masks[i].assign(tf.stack(ms))
+        for sv, vs, stacked in self._slots():
+            sv.assign(tf.stack(vs) if stacked else vs[0])
+
+    def store(self) -> None:
+        for i, (ks, bs, ms, _) in enumerate(self.layers):
+            for r in range(self.R):
+                ks[r].assign(self.kernels[i][r])
+                bs[r].assign(self.biases[i][r])
+        for sv, vs, stacked in self._slots():
+            for r, v in enumerate(vs):
+                v.assign(sv[r] if stacked else sv)
+
+    def reset_metrics(self) -> None:
+        for v in (self.loss_sum, self.correct):
+            v.assign(tf.zeros(self.R))
+        self.seen.assign(0.0)
+
+    def logs(self, r: int) -> Dict[str, float]:
+        n = float(self.seen.numpy()) or 1.0
+        return {"loss": float(self.loss_sum[r].numpy()) / n, "accuracy": float(self.correct[r].numpy()) / n}
+
+
+# ------------------------------------------------------------------------------------------------------------
 class PackedLogits:
     """All replicates' logits on a split in one compiled call (each replicate on its own split's inputs, same
     batches and ops as ``evaluate.SplitLogits``), made once per round and handed out per replicate:
@@ -192,7 +375,7 @@ class PackedLoop:
     """Drives R ``RoundLoop``s (one per replicate: pruning, evaluation, records, checkpoints) in lockstep,
     training them with one compiled call."""
 
-    def __init__(self, loops, plans: List[directory.Plan]):
+    def __init__(self, loops, plans: List[directory.Plan], stacked: bool = True):
         self.loops, self.plans = loops, plans
         self.R = len(loops)
         self.config: StudyConfig = loops[0].config
@@ -207,6 +390,9 @@ class PackedLoop:
                               f"({sorted(sizes)}); they cannot step together")
         self.steps_per_epoch = sizes.pop()
         self._call = self._make_call()
+        self.stacked = StackedStep.build(loops, self._batches, c) if stacked else None
+        logging.info("packed step: %s", "kernels stacked on a replicate axis" if self.stacked is not None
+                     else "one branch per replicate")
         bundles = [loop.a.bundle for loop in loops]
         self.logits = None
         if PackedLogits.applies(bundles):   # else each replicate keeps its own SplitLogits
@@ -219,7 +405,7 @@ class PackedLoop:
         c = self.config
         students = [loop.a.student for loop in self.loops]
         optimizers = [loop.a.optimizer for loop in self.loops]
-        batches = [loop.a.bundle.in_graph_batches(c.batch_size) for loop in self.loops]
+        batches = self._batches = [loop.a.bundle.in_graph_batches(c.batch_size) for loop in self.loops]
         ce = tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         self.loss_metrics = [tf_keras.metrics.Mean(name=f"loss_{r}") for r in range(self.R)]
         self.acc_metrics = [tf_keras.metrics.SparseCategoricalAccuracy(name=f"accuracy_{r}") for r in range(self.R)]
@@ -265,23 +451,39 @@ class PackedLoop:
         capture = k == 0 and c.retrain == "weight_rewind" and c.rewind_step > 0 and any(
             not loop.paths.rewind.exists() for loop in self.loops)
         last = time.monotonic()
+        st = self.stacked
+        if st is not None:
+            st.load()
+        call = self._call if st is None else st.call
         for epoch in range(start_epoch, epochs):
-            for m in self.loss_metrics + self.acc_metrics:
-                m.reset_state()
+            if st is None:
+                for m in self.loss_metrics + self.acc_metrics:
+                    m.reset_state()
+            else:
+                st.reset_metrics()
             for start in range(0, steps, spe):
-                self._call(stream_seeds, tf.constant(epoch, tf.int64), tf.constant(start, tf.int64),
-                           tf.constant(min(spe, steps - start), tf.int64))
+                call(stream_seeds, tf.constant(epoch, tf.int64), tf.constant(start, tf.int64),
+                     tf.constant(min(spe, steps - start), tf.int64))
                 if capture and epoch * steps + start + min(spe, steps - start) >= c.rewind_step:
+                    if st is not None:
+                        st.store()
                     self._capture_rewind()
                     capture = False
             for r, (loop, rec) in enumerate(zip(self.loops, recorders)):
-                logs = {"loss": self.loss_metrics[r].result(), "accuracy": self.acc_metrics[r].result()}
-                rec.add(epoch, logs, loop.a.optimizer.iterations)
+                if st is None:
+                    logs = {"loss": self.loss_metrics[r].result(), "accuracy": self.acc_metrics[r].result()}
+                    rec.add(epoch, logs, loop.a.optimizer.iterations)
+                else:
+                    rec.add(epoch, st.logs(r), st.optimizer.iterations)
             if epoch + 1 < epochs and time.monotonic() - last >= c.checkpoint_every_secs:
+                if st is not None:
+                    st.store()
                 self.ckpts.save_latest(k, epoch + 1)
                 for rec in recorders:
                     rec.flush()
                 last = time.monotonic()
+        if st is not None:
+            st.store()
         return recorders
 
     def _capture_rewind(self) -> None:
