@@ -171,3 +171,19 @@ def test_kill_9_then_resume_equals_uninterrupted(tmp_path):
     assert resumed.wait(timeout=600) == 0, (tmp_path / "cut1.log").read_text()[-2000:]
     for seed in (0, 1, 2):
         same_results(read_rounds(cut / f"seed={seed}"), read_rounds(tmp_path / "whole" / f"seed={seed}"))
+
+
+def test_lenet_on_mnist_packed_equals_separate(shared_data, tmp_path, tiny_config):
+    """Images (normalised, flattened) through the stacked step: LeNet-300-100 on a 600-image MNIST subset."""
+    mnist = dict(dataset="mnist", data_dir=str(shared_data / "tensorflow_datasets"), model="lenet300_100",
+                 width=None, depth=None, train_subset=600, epochs=2, max_rounds=1, batch_size=100,
+                 steps_per_execution=3, save_predictions=False)
+    runner.run_study(tiny_config(tmp_path / "packed", replicates=2, **mnist))
+    for seed in (0, 1):
+        runner.run_study(tiny_config(tmp_path / f"alone{seed}", seed=seed, **mnist))
+        mine, theirs = read_rounds(tmp_path / "packed" / f"seed={seed}"), read_rounds(tmp_path / f"alone{seed}")
+        assert [r["sparsity"] for r in mine] == [r["sparsity"] for r in theirs]
+        assert abs(mine[0]["train_noisy_loss"] - theirs[0]["train_noisy_loss"]) < 1e-5   # the dense round
+        for a, b in zip(mine, theirs):   # float-level differences may flip a weight at the pruning threshold
+            assert abs(a["test_accuracy"] - b["test_accuracy"]) <= 0.01
+            assert abs(a["train_noisy_loss"] - b["train_noisy_loss"]) < 1e-2

@@ -7,13 +7,18 @@ schedule and masks) in ``<logdir>/seed=S``, with the usual files (config.json wi
 summary.json, checkpoints, TensorBoard), readable by ``apps.report`` and ``load_round`` as if run alone, plus
 ``packed.json`` saying it was trained packed.
 
-What is packed: the R wrapped students are called side by side in one ``tf.function`` step (one GradientTape
-over the sum of the R losses; branches share no weight, so each replicate's gradient is its own loss's), each
-replicate's own optimizer applies its own gradients, and a call runs ``steps_per_execution`` such steps. Each
-replicate draws *its own* batches in-graph from its own bundle and shuffle seed, so its batch order is that
-of the separate study: nothing of the training is shared but the compiled call. Pruning (one global magnitude
-threshold per replicate, over that replicate's kernels only), rewinding, evaluation and records go through
-the same code as a single study (``RoundLoop``'s methods on one loop per replicate).
+What is packed: a round's training runs as one ``tf.function`` call per ``steps_per_execution`` steps for all R
+replicates. ``StackedStep`` (the default path, for plain Dense stacks: the FCNs) holds each Dense layer of the R
+students as one kernel with a leading replicate axis (plus its mask and bias), so a step is one batched matmul
+per layer, one gather for all R batches (without augmentation) and one optimizer update per variable; the replicates' weights,
+masks and optimizer slots are loaded into it at the round's start and stored back before every checkpoint,
+rewind capture and the round's end. The fallback (one branch per replicate) calls the R wrapped students side
+by side under one GradientTape over the sum of their losses (branches share no weight, so each gradient is its
+own loss's) and lets each replicate's optimizer apply its own. Either way each replicate draws *its own*
+batches from its own bundle and shuffle seed, so its batch order is that of the separate study: nothing of
+the training is shared but the compiled call. Pruning (one global magnitude threshold per replicate, over that
+replicate's kernels only), rewinding, evaluation and records go through the same code as a single study
+(``RoundLoop``'s methods on one loop per replicate); all replicates' logits on a split come from one call.
 
 What differs from separate runs: float summation order inside the packed graph (results agree to float
 precision, not bit for bit); ``wall_time_s`` and the energy columns of a row are the packed round's divided by
