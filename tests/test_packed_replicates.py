@@ -69,6 +69,10 @@ def test_packed_replicate_is_its_seeds_separate_study(tmp_path, tiny_config, ret
 
     loaded = load_round(packed / "seed=4", 2)
     assert loaded.row["sparsity"] == b[2]["sparsity"]
+    from keras_sdd.analysis.replicates import find_records, group   # apps.report's view: one group, two seeds
+
+    groups = group(find_records([packed]))
+    assert len(groups) == 1 and sorted(groups[0].seeds) == [3, 4]
 
 
 class Killed(Exception):
