@@ -227,7 +227,7 @@ def main(argv):
     except ConfigError as e:
         console.refuse(e)
     print(f"study written to {config.logdir} ({summary['rounds_done']} rounds); "
-          f"TensorBoard: tensorboard --logdir {config.logdir}/tensorboard")
+          f"TensorBoard: tensorboard --logdir {config.logdir}{'' if config.replicates > 1 else '/tensorboard'}")
 
 
 def run():

@@ -58,10 +58,11 @@ NOTE = "packed.json"
 #: Models whose replicates are packed: plain Dense stacks (no BatchNorm statistics, no dropout RNG to share).
 PACKABLE_MODELS = ("fcn", "lenet300_100")
 SHARED = ("the compiled train call (all replicates step together: same steps per epoch, epochs and "
-          "steps_per_execution); each row's wall_time_s and energy are the packed round's divided by R")
+          "steps_per_execution) and the evaluation call (every replicate's logits in one pass); each row's "
+          "wall_time_s and energy are the packed round's divided by R")
 NOT_SHARED = ("data bundle (label-noise draw, subset, validation split), initialisation, batch order "
               "(each replicate's own shuffle seed), optimizer state, learning-rate schedule, masks (global "
-              "magnitude threshold per replicate), rewind weights, evaluation")
+              "magnitude threshold per replicate), rewind weights, metrics")
 
 
 def check_packable(c: StudyConfig) -> None:
