@@ -119,6 +119,9 @@ flags.DEFINE_enum("input_pipeline", _D.input_pipeline, config_lib.INPUT_PIPELINE
 flags.DEFINE_enum("keras", _D.keras, config_lib.KERAS_LINES, "Which Keras trains the study: 2 (tf_keras + "
                   "tfmot wrappers, the default) or 3 (the Keras 3 path, keras_sdd.keras3: kernel masks on variable "
                   "constraints; --study=sdd on fcn / lenet300_100 with between-round pruning and lr_rewind).")
+flags.DEFINE_integer("replicates", _D.replicates, "R > 1: R replicates of the study (seeds --seed..--seed+R-1, each "
+                     "in <logdir>/seed=S) trained packed in one model and one compiled step (FCN models, "
+                     "--study=sdd; see keras_sdd.study.packed).", lower_bound=1)
 # --- distillation (--study=kd) ------------------------------------------------------------------------------
 flags.DEFINE_string("teacher", _D.teacher, "Teacher: a study directory (its dense round), DIR:best (highest "
                     "validation accuracy), DIR:round=K, or a saved Keras model file.")

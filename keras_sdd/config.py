@@ -111,6 +111,7 @@ class StudyConfig:
     strategy: str = "default"               # tf.distribute: default | mirrored | multi_worker | tpu
     input_pipeline: str = "auto"            # auto | in_graph | tf_data: where training batches are made
     keras: str = "2"                        # 2: tf_keras + tfmot; 3: Keras 3 (keras_sdd.keras3.study; sdd on FCNs)
+    replicates: int = 1                     # >1: seeds seed..seed+R-1 trained packed in one model (study.packed)
 
     # ------------------------------------------------------------------------------------------------
     def to_dict(self) -> Dict[str, Any]:
@@ -286,6 +287,13 @@ def validate(config: StudyConfig) -> StudyConfig:
     _choice("keras", c.keras, KERAS_LINES)
     if c.keras == "3":
         check_keras3(c, methods.is_gradual(c.prune_method))
+    _range("replicates", c.replicates, 1)
+    if c.replicates > 1:
+        from keras_sdd.study.packed import check_packable  # local: the study package needs TensorFlow
+
+        check_packable(c)
+    if c.replicates > 1 and c.keras == "3":
+        raise ConfigError("--replicates packs tf_keras models; with --keras=3 run one study per seed")
     data.validate(c.dataset, **c.data_options())
     models.validate(c.model, **{k: v for k, v in c.model_options().items() if k != "seed"})
     return c

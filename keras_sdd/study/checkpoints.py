@@ -72,11 +72,20 @@ class StudyCheckpoints:
 
     def _write(self, prefix: pathlib.Path, round_index: int, epoch: int) -> pathlib.Path:
         """Writes a checkpoint, points latest.json at it, then drops the previous epoch checkpoint."""
+        self.write_files(prefix, round_index, epoch)
+        return self.point(prefix, round_index, epoch)
+
+    def write_files(self, prefix: pathlib.Path, round_index: int, epoch: int) -> None:
+        """Writes the checkpoint's files only (``latest.json`` still names the previous one): packed replicates
+        write every replicate's files before moving any pointer (``keras_sdd.study.packed``)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         self._round.assign(round_index)
         self._epoch.assign(epoch)
         with writing(prefix, "write the checkpoint"):
             self._ckpt.write(str(prefix))
+
+    def point(self, prefix: pathlib.Path, round_index: int, epoch: int) -> pathlib.Path:
+        """Points latest.json at the written checkpoint ``prefix``, then drops the previous epoch checkpoint."""
         previous = read_pointer(self.paths.root)
         atomic_write_json(self.paths.latest, {"prefix": prefix.name, "round": round_index, "epoch": epoch})
         if previous is not None and previous.prefix != prefix and not previous.is_round:

@@ -29,6 +29,10 @@ class SDDKind:
 
     @staticmethod
     def run(config: StudyConfig, record_files: Optional[Dict[str, str]] = None, **_) -> Dict[str, Any]:
+        if config.replicates > 1:
+            from keras_sdd.study.packed import run_packed
+
+            return run_packed(config, record_files)
         from keras_sdd.study.runner import run_sdd
 
         return run_sdd(config, record_files)
