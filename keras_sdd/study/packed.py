@@ -47,7 +47,7 @@ from keras_sdd.errors import ConfigError
 from keras_sdd.pruning import methods, tfmot_bridge
 from keras_sdd.study import checkpoints, directory, paths
 from keras_sdd.study.assemble import assemble, epochs_of_round, round_targets
-from keras_sdd.study.board import EpochRecorder, curve_png
+from keras_sdd.study.board import EpochRecorder
 from keras_sdd.study.records import RoundRecords, atomic_write_json, read_rounds
 from keras_sdd.training.retrain import snapshot
 
@@ -451,7 +451,7 @@ class PackedLoop:
         c = self.config
         if start_epoch >= epochs:
             return None
-        recorders = [EpochRecorder(loop.board.round_writer(k), loop.a.schedule) for loop in self.loops]
+        recorders = [loop.board.epoch_recorder(k, loop.a.schedule) for loop in self.loops]
         stream_seeds = tf.constant([seeds.derive(loop.config.seed, "shuffle", k) for loop in self.loops], tf.int64)
         spe, steps = c.steps_per_execution, self.steps_per_epoch
         capture = k == 0 and c.retrain == "weight_rewind" and c.rewind_step > 0 and any(
@@ -517,6 +517,7 @@ class PackedLoop:
             logging.info("resuming %d packed replicates from round %d, epoch %d", self.R, *latest)
         for loop in loops:
             loop._prepare_rewind()   # pylint: disable=protected-access
+            loop.board.log_start(loop.config.to_dict())
         targets = round_targets(c)
         total = len(targets) - 1
         logging.info("%d packed replicates of %s on %s (seeds %s), %d prunable parameters each, %d pruning rounds "
@@ -572,7 +573,7 @@ class PackedLoop:
                 for hook in loop.row_hooks:
                     hook(k, row)
                 records[r].append(row)
-                loop.board.log_round(row)
+                loop.publish(k, row)
                 new_rows[r] += 1
                 accs.append(100 * row["test_accuracy"])
             logging.info("round %d/%d  sparsity %6.2f%%  test acc %s  (%d packed replicates)", k, total,
@@ -583,11 +584,8 @@ class PackedLoop:
         summaries = []
         for r, (loop, plan) in enumerate(zip(loops, self.plans)):
             rows = read_rounds(plan.root)
-            if new_rows[r] or not loop.paths.curve.exists():
-                png = curve_png(rows, title=f"{c.model} on {c.dataset}, seed {loop.config.seed} (packed ×{self.R})")
-                loop.paths.curve.write_bytes(png)
-                if new_rows[r]:
-                    loop.board.log_image("sdd_curve", png, step=len(rows) - 1)
+            loop.finish_curve(rows, bool(new_rows[r]),
+                              f"{c.model} on {c.dataset}, seed {loop.config.seed} (packed ×{self.R})")
             summary = loop.summary(rows, wall / self.R)
             atomic_write_json(loop.paths.summary, summary)
             summaries.append(summary)

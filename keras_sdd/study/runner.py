@@ -308,10 +308,7 @@ class RoundLoop:
             if a.gradual and row["collapsed_layers"]:
                 logging.warning("round %d: layer collapse — pruned to 100%%: %s", k, ", ".join(row["collapsed_layers"]))
             records.append(row)
-            self.board.log_round(row)
-            self.board.log_weights(k, tfmot_bridge.get_weights(a.student), tfmot_bridge.get_masks(a.student))
-            self.board.log_predictions(k, calibration.softmax(self.logits("test")), a.bundle.test.y_clean,
-                                       self.noisy_test, a.bundle.bayes_proba, c.ece_bins)
+            self.publish(k, row)
             new_rows += 1
             round_times.append(time.monotonic() - t0)
             left = (total - k) * float(np.mean(round_times[1:] or round_times))
@@ -325,16 +322,29 @@ class RoundLoop:
         if self.meter is not None:
             self.meter.stop()
         rows = read_rounds(plan.root)
+        self.finish_curve(rows, bool(new_rows),
+                          f"{c.model} on {c.dataset}, {c.noise_type} noise {100 * c.noise_rate:.0f}%")
+        summary = self.summary(rows, time.monotonic() - t_start)
+        atomic_write_json(self.paths.summary, summary)
+        return summary
+
+    def publish(self, k: int, row: Dict[str, Any]) -> None:
+        """Logs a recorded round to TensorBoard: the row, the surviving kernels, the test predictions."""
+        a, c = self.a, self.config
+        self.board.log_round(row)
+        self.board.log_weights(k, tfmot_bridge.get_weights(a.student), tfmot_bridge.get_masks(a.student))
+        self.board.log_predictions(k, calibration.softmax(self.logits("test")), a.bundle.test.y_clean,
+                                   self.noisy_test, a.bundle.bayes_proba, c.ece_bins)
+
+    def finish_curve(self, rows: List[Dict[str, Any]], new_rows: bool, title: str) -> None:
+        """``sdd_curve.png`` (and, after new rounds, its TensorBoard image and the summary metrics)."""
         if new_rows or not self.paths.curve.exists():
-            png = curve_png(rows, title=f"{c.model} on {c.dataset}, {c.noise_type} noise {100 * c.noise_rate:.0f}%")
+            png = curve_png(rows, title=title)
             with writing(self.paths.curve, "write the curve"):
                 self.paths.curve.write_bytes(png)
             if new_rows:
                 self.board.log_image("sdd_curve", png, step=len(rows) - 1)
                 self.board.log_summary(rows)
-        summary = self.summary(rows, time.monotonic() - t_start)
-        atomic_write_json(self.paths.summary, summary)
-        return summary
 
     def _replay_early_stop(self, rows: List[Dict[str, Any]]) -> bool:
         """Feeds the recorded rounds to the early-stopping rule (a resumed study stops where it stopped)."""
